@@ -1,0 +1,3 @@
+"""jupyterhub-spaces: governed, collaborative data Spaces for JupyterHub."""
+
+__version__ = "0.1.0.dev0"

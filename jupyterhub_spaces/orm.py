@@ -1,0 +1,262 @@
+"""The spaces catalog as SQLAlchemy 2 models.
+
+Every schema change is an alembic revision in ``jupyterhub_spaces/alembic/versions``;
+``jupyterhub-spaces upgrade-db`` applies them and the service refuses to start on a
+database at another revision (see :mod:`jupyterhub_spaces.store`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from .utils import utcnow
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Organization(Base):
+    __tablename__ = "organizations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200), default="")
+
+
+class OrgVisibility(Base):
+    """``seer``'s users may see (and invite) ``seen``'s users. Set by an admin."""
+
+    __tablename__ = "org_visibility"
+
+    seer_id: Mapped[int] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
+    )
+    seen_id: Mapped[int] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
+class User(Base):
+    """A JupyterHub user, by name, with the organization they belong to."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    org_id: Mapped[int | None] = mapped_column(ForeignKey("organizations.id"), index=True)
+    display_name: Mapped[str] = mapped_column(String(255), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    org: Mapped[Organization | None] = relationship()
+
+
+class Product(Base):
+    __tablename__ = "products"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    owner_org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"), index=True)
+
+    owner_org: Mapped[Organization] = relationship()
+    assets: Mapped[list[Asset]] = relationship(back_populates="product", order_by="Asset.id")
+
+
+class Asset(Base):
+    """Data: a table or a set of files. Primary assets belong to a product; derived
+    assets (published from a space) have none and carry lineage edges instead."""
+
+    __tablename__ = "assets"
+    __table_args__ = (
+        CheckConstraint("kind in ('table', 'files')", name="asset_kind"),
+        UniqueConstraint("product_id", "name", name="asset_name_in_product"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    kind: Mapped[str] = mapped_column(String(10))
+    #: where the data lives: a path or URL for files, a table reference for tables
+    location: Mapped[str] = mapped_column(Text, default="")
+    product_id: Mapped[int | None] = mapped_column(ForeignKey("products.id"), index=True)
+    owner_org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"), index=True)
+    derived: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: the space a derived asset was published from
+    source_space_id: Mapped[int | None] = mapped_column(
+        ForeignKey("spaces.id", ondelete="SET NULL")
+    )
+    created_by: Mapped[str] = mapped_column(String(255), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    product: Mapped[Product | None] = relationship(back_populates="assets")
+    owner_org: Mapped[Organization] = relationship()
+
+
+class LineageEdge(Base):
+    """A derived asset was made from an asset or a whole product."""
+
+    __tablename__ = "lineage_edges"
+    __table_args__ = (
+        CheckConstraint(
+            "(source_asset_id IS NULL) <> (source_product_id IS NULL)", name="one_source"
+        ),
+        Index("ix_lineage_source_asset", "source_asset_id"),
+        Index("ix_lineage_source_product", "source_product_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    asset_id: Mapped[int] = mapped_column(
+        ForeignKey("assets.id", ondelete="CASCADE"), index=True
+    )
+    source_asset_id: Mapped[int | None] = mapped_column(ForeignKey("assets.id"))
+    source_product_id: Mapped[int | None] = mapped_column(ForeignKey("products.id"))
+
+
+class Subscription(Base):
+    """A user's subscription to a product or an asset."""
+
+    __tablename__ = "subscriptions"
+    __table_args__ = (
+        CheckConstraint("level in ('full', 'spaces')", name="subscription_level"),
+        CheckConstraint(
+            "status in ('requested', 'active', 'revoked')", name="subscription_status"
+        ),
+        CheckConstraint("(product_id IS NULL) <> (asset_id IS NULL)", name="one_target"),
+        UniqueConstraint("user_id", "product_id", name="one_per_user_product"),
+        UniqueConstraint("user_id", "asset_id", name="one_per_user_asset"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    product_id: Mapped[int | None] = mapped_column(ForeignKey("products.id"), index=True)
+    asset_id: Mapped[int | None] = mapped_column(ForeignKey("assets.id"), index=True)
+    level: Mapped[str] = mapped_column(String(10))
+    status: Mapped[str] = mapped_column(String(10), default="requested")
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime)
+    requested_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+    granted_by: Mapped[str | None] = mapped_column(String(255))
+
+    user: Mapped[User] = relationship()
+    product: Mapped[Product | None] = relationship()
+    asset: Mapped[Asset | None] = relationship()
+
+
+class Space(Base):
+    """A space spec. ``slug`` is the JupyterHub named-server name of every member's
+    session for this space, so it is unique across the hub."""
+
+    __tablename__ = "spaces"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(30), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    tools: Mapped[list] = mapped_column(JSON, default=list)
+    profile: Mapped[str] = mapped_column(String(100))
+    workers: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+    owner: Mapped[User] = relationship()
+    products: Mapped[list[SpaceProduct]] = relationship(
+        cascade="all, delete-orphan", order_by="SpaceProduct.position"
+    )
+    assets: Mapped[list[SpaceAsset]] = relationship(
+        cascade="all, delete-orphan", order_by="SpaceAsset.position"
+    )
+    collaborators: Mapped[list[Collaborator]] = relationship(
+        cascade="all, delete-orphan", order_by="Collaborator.id"
+    )
+
+
+class SpaceProduct(Base):
+    __tablename__ = "space_products"
+
+    space_id: Mapped[int] = mapped_column(
+        ForeignKey("spaces.id", ondelete="CASCADE"), primary_key=True
+    )
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"), primary_key=True, index=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+    product: Mapped[Product] = relationship()
+
+
+class SpaceAsset(Base):
+    __tablename__ = "space_assets"
+
+    space_id: Mapped[int] = mapped_column(
+        ForeignKey("spaces.id", ondelete="CASCADE"), primary_key=True
+    )
+    asset_id: Mapped[int] = mapped_column(ForeignKey("assets.id"), primary_key=True, index=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+    asset: Mapped[Asset] = relationship()
+
+
+class Collaborator(Base):
+    """A member of a space and their role. The owner is a member with role ``owner``."""
+
+    __tablename__ = "collaborators"
+    __table_args__ = (
+        UniqueConstraint("space_id", "user_id", name="one_role_per_member"),
+        CheckConstraint(
+            "role in ('owner', 'editor', 'viewer', 'publisher')", name="collaborator_role"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    space_id: Mapped[int] = mapped_column(ForeignKey("spaces.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(20))
+    added_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    user: Mapped[User] = relationship()
+
+
+class Activation(Base):
+    """The last known activation of a space by a user: what the Spaces app shows
+    beside JupyterHub's own server state (a failure keeps its reason here)."""
+
+    __tablename__ = "activations"
+    __table_args__ = (UniqueConstraint("space_id", "user_id", name="one_activation_row"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    space_id: Mapped[int] = mapped_column(ForeignKey("spaces.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    #: starting, active, suspended or failed
+    state: Mapped[str] = mapped_column(String(20))
+    mode: Mapped[str | None] = mapped_column(String(20))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+
+class AuditEvent(Base):
+    """One governance decision or change: who did what to what, and the outcome."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(255), index=True)
+    action: Mapped[str] = mapped_column(String(100), index=True)
+    target_type: Mapped[str] = mapped_column(String(50), default="")
+    target_id: Mapped[str] = mapped_column(String(100), default="")
+    outcome: Mapped[str] = mapped_column(String(20), default="ok")
+    detail: Mapped[dict] = mapped_column(JSON, default=dict)

@@ -1,0 +1,51 @@
+"""The governance rules of jupyterhub-spaces as pure functions.
+
+Plain data in, decisions out: this package imports no web framework, database or
+Kubernetes library (a test checks), so every rule can be tested table-driven.
+"""
+
+from .access import Requirement, decide, requirements
+from .model import (
+    TOOLS,
+    AssetRef,
+    Decision,
+    Level,
+    Missing,
+    Mode,
+    Role,
+    SpaceSpec,
+    Subscription,
+    SubscriptionStatus,
+    Target,
+)
+from .roles import allowed
+from .slugs import is_safe_slug, slugify
+from .spec import one_active_conflict, over_space_limit, validate_profile, validate_role, validate_spec
+from .visibility import org_can_see, visible_orgs
+
+__all__ = [
+    "TOOLS",
+    "AssetRef",
+    "Decision",
+    "Level",
+    "Missing",
+    "Mode",
+    "Requirement",
+    "Role",
+    "SpaceSpec",
+    "Subscription",
+    "SubscriptionStatus",
+    "Target",
+    "allowed",
+    "decide",
+    "is_safe_slug",
+    "one_active_conflict",
+    "org_can_see",
+    "over_space_limit",
+    "requirements",
+    "slugify",
+    "validate_profile",
+    "validate_role",
+    "validate_spec",
+    "visible_orgs",
+]
