@@ -1,0 +1,144 @@
+"""The members of a space: list, invite, change a role, remove.
+
+Permissions, per method:
+
+- list: any member;
+- add, change role: the owner (``manage_collaborators``);
+- remove: the owner, or a member removing themselves (leaving the space).
+
+Inviting a user the owner may not see (another organization not made visible) is
+refused exactly like inviting a user who does not exist: 422 on the ``user`` field,
+so the answer does not reveal whether that name exists. The owner's own membership
+cannot be changed or removed (409).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from sqlalchemy.exc import IntegrityError
+
+from ... import orm, policy
+from ...databases.lifecycle import revoke_member
+from ...hubapi import HubUnavailable
+from ..base import APIError, APIHandler, Field
+from ..models import collaborator_model
+from .users import visible_user
+
+log = logging.getLogger(__name__)
+
+GRANTABLE = [r.value for r in policy.Role if r != policy.Role.owner]
+
+
+def _check_role(value: str) -> str | None:
+    if value == policy.Role.owner.value:
+        return f"a space has one owner: choose one of {', '.join(GRANTABLE)}"
+    return policy.validate_role(value)
+
+
+ROLE = Field(str, required=True, check=_check_role, describe=f"one of {', '.join(GRANTABLE)}")
+
+
+def _member(space: orm.Space, name: str) -> orm.Collaborator | None:
+    return next((c for c in space.collaborators if c.user.name == name), None)
+
+
+class CollaboratorsHandler(APIHandler):
+    """``/api/v1/spaces/{id}/collaborators``"""
+
+    async def get(self, space_id):
+        # any member
+        space, _ = self.space_for(space_id, "read")
+        self.write_json({"items": [collaborator_model(c) for c in space.collaborators]})
+
+    async def post(self, space_id):
+        # owner only
+        values = self.body_fields({"user": Field(str, required=True), "role": ROLE})
+        space, _ = self.space_for(space_id, "manage_collaborators", lock=True)
+        me = self.current_db_user()
+        name = values["user"]
+        refusal = {"action": "collaborator.add", "target_type": "space", "target_id": space.id,
+                   "user": name, "role": values["role"]}
+        other = visible_user(self.db, me, name)
+        if other is None:
+            message = (
+                f"no user named {name!r} that you may invite: you can invite users of your "
+                "organization and of organizations an admin made visible to it"
+            )
+            raise APIError(422, message, {"user": message}, audit=refusal)
+        if _member(space, name) is not None:
+            raise APIError(
+                409,
+                f"{name} is already a member of '{space.slug}': change their role with PATCH "
+                f"{self.request.path}/{name}",
+                audit=refusal,
+            )
+        row = orm.Collaborator(space_id=space.id, user_id=other.id, role=values["role"])
+        self.db.add(row)
+        try:
+            self.db.flush()
+        except IntegrityError:
+            raise APIError(409, f"{name} was added to '{space.slug}' just now by another request")
+        self.audit("collaborator.add", "space", space.id, user=name, role=values["role"])
+        self.db.refresh(row)
+        self.set_header("Location", f"{self.request.path}/{name}")
+        self.write_json(collaborator_model(row), status=201)
+
+
+class CollaboratorHandler(APIHandler):
+    """``/api/v1/spaces/{id}/collaborators/{user}``"""
+
+    def _target(self, space: orm.Space, name: str, action: str) -> orm.Collaborator:
+        member = _member(space, name)
+        if member is None:
+            raise APIError(404, f"{name} is not a member of space '{space.slug}'")
+        if member.role == policy.Role.owner.value:
+            raise APIError(
+                409,
+                f"{name} owns space '{space.slug}': the owner's membership cannot change",
+                audit={"action": action, "target_type": "space", "target_id": space.id, "user": name},
+            )
+        return member
+
+    async def patch(self, space_id, name):
+        # owner only
+        values = self.body_fields({"role": ROLE})
+        space, _ = self.space_for(space_id, "manage_collaborators", lock=True)
+        member = self._target(space, name, "collaborator.update")
+        if member.role != values["role"]:
+            old, member.role = member.role, values["role"]
+            self.audit("collaborator.update", "space", space.id, user=name, role=values["role"], previous=old)
+        self.write_json(collaborator_model(member))
+
+    async def delete(self, space_id, name):
+        # the owner, or a member leaving
+        action = "read" if name == self.user_name else "manage_collaborators"
+        space, _ = self.space_for(space_id, action, lock=True)
+        member = self._target(space, name, "collaborator.remove")
+        space_id, slug = space.id, space.slug
+        self.db.delete(member)
+        self.audit("collaborator.remove", "space", space_id, user=name, role=member.role)
+        self.set_status(204)
+        self.finish()
+        # committed: a removed member loses the running session and their database
+        # login now, not at the next reconcile
+        await self._cut_off(slug, space_id, name)
+
+    async def _cut_off(self, slug: str, space_id: int, name: str) -> None:
+        try:
+            r = await self.hub.stop_server(name, slug)
+            if not r.ok and r.status != 404:
+                log.warning("stopping %s's session of space %s failed: %s", name, space_id, r.message)
+        except HubUnavailable as e:
+            log.warning("stopping %s's session of space %s failed: %s", name, space_id, e)
+        try:
+            await asyncio.to_thread(revoke_member, self.databases, space_id, name)
+        except Exception:
+            log.exception("revoking %s's database login in space %s failed; the reconciler retries", name, space_id)
+
+
+default_handlers = [
+    (r"api/v1/spaces/([^/]+)/collaborators", CollaboratorsHandler),
+    (r"api/v1/spaces/([^/]+)/collaborators/([^/]+)", CollaboratorHandler),
+]

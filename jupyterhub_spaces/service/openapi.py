@@ -1,0 +1,426 @@
+"""The OpenAPI 3 document of the Spaces API, served at
+``/services/spaces/api/v1/openapi.json``.
+
+Built in code so the schemas are written once. A test
+(``tests/unit/test_openapi.py``) checks that every API route of the service appears
+here with the same methods, and nothing else: adding or changing a route means
+adding or changing its entry in :data:`PATHS`.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from .. import __version__
+from ..policy import TOOLS
+from .base import APIHandler
+
+
+def ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def obj(required=(), **props) -> dict:
+    out = {"type": "object", "properties": props}
+    if required:
+        out["required"] = list(required)
+    return out
+
+
+def nullable(schema: dict) -> dict:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def arr(items: dict) -> dict:
+    return {"type": "array", "items": items}
+
+
+STR = {"type": "string"}
+INT = {"type": "integer"}
+BOOL = {"type": "boolean"}
+TIME = {"type": "string", "format": "date-time"}
+NULL_STR = {"type": ["string", "null"]}
+NULL_TIME = {"type": ["string", "null"], "format": "date-time"}
+ROLE = {"type": "string", "enum": ["owner", "editor", "viewer", "publisher"]}
+LEVEL = {"type": "string", "enum": ["full", "spaces"]}
+MODE = {"type": "string", "enum": ["not_member", "locked", "sandbox", "workbench"]}
+
+SCHEMAS = {
+    "Error": obj(
+        ("status", "error", "message"),
+        status=INT,
+        error={**STR, "description": "the HTTP reason phrase"},
+        message={**STR, "description": "what was wrong and what to do"},
+        fields={"type": "object", "additionalProperties": STR,
+                "description": "for 422: a message per request field"},
+    ),
+    "Page": obj(
+        ("items", "total", "offset", "limit", "next"),
+        items=arr({}),
+        total=INT,
+        offset=INT,
+        limit=INT,
+        next={**NULL_STR, "description": "URL of the next page, null on the last"},
+    ),
+    "Target": obj(("kind", "id", "name"), kind={"type": "string", "enum": ["product", "asset"]}, id=INT, name=STR),
+    "Missing": obj(
+        ("kind", "id", "name", "reason", "message"),
+        kind={"type": "string", "enum": ["product", "asset"]},
+        id=INT,
+        name=STR,
+        reason={"type": "string", "enum": ["missing", "expired", "revoked", "requested"]},
+        message=STR,
+        via={**nullable(ref("Target")),
+             "description": "the derived asset whose lineage needs this subscription"},
+    ),
+    "Decision": obj(
+        ("user", "mode", "role", "can_activate", "reason", "missing", "sandboxed_by"),
+        user=STR,
+        mode=MODE,
+        role={"type": ["string", "null"], "enum": [*ROLE["enum"], None]},
+        can_activate=BOOL,
+        reason=STR,
+        missing=arr(ref("Missing")),
+        sandboxed_by=arr(ref("Target")),
+    ),
+    "Access": {
+        "allOf": [
+            ref("Decision"),
+            obj(
+                ("space_id", "slug", "lineage_enforced"),
+                space_id=INT,
+                slug=STR,
+                lineage_enforced=BOOL,
+                members={**arr(ref("Decision")), "description": "every member's decision (owners only)"},
+            ),
+        ]
+    },
+    "Collaborator": obj(("user", "role"), user=STR, display_name=STR, role=ROLE, added_at=TIME),
+    "User": obj(("name",), name=STR, display_name=STR, org=NULL_STR),
+    "Me": obj(
+        ("name", "admin", "spaces_owned", "space_limit"),
+        name=STR, display_name=STR, org=NULL_STR, admin=BOOL, spaces_owned=INT, space_limit=INT,
+    ),
+    "SubscriptionState": obj(
+        ("id", "level", "status", "active"), id=INT, level=LEVEL,
+        status={"type": "string", "enum": ["requested", "active", "revoked"]},
+        expires_at=NULL_TIME, expired=BOOL, active=BOOL,
+    ),
+    "Asset": obj(
+        ("id", "name", "kind"),
+        id=INT, name=STR, description=STR, kind={"type": "string", "enum": ["table", "files"]},
+        product_id={"type": ["integer", "null"]}, product=NULL_STR, derived=BOOL,
+        subscription={**nullable(ref("SubscriptionState")), "description": "mine (catalog only)"},
+    ),
+    "Product": obj(
+        ("id", "name", "assets"),
+        id=INT, name=STR, description=STR, owner_org=NULL_STR,
+        assets=arr(ref("Asset")), subscription=nullable(ref("SubscriptionState")),
+    ),
+    "Space": obj(
+        ("id", "slug", "display_name", "owner", "tools", "profile", "workers", "products", "assets",
+         "collaborators", "role"),
+        id=INT,
+        slug={**STR, "description": "the JupyterHub server name of every member's session"},
+        display_name=STR,
+        description=STR,
+        owner=STR,
+        tools=arr({"type": "string", "enum": list(TOOLS)}),
+        profile=STR,
+        workers=INT,
+        products=arr(obj(("id", "name"), id=INT, name=STR)),
+        assets=arr(ref("Asset")),
+        collaborators=arr(ref("Collaborator")),
+        created_at=TIME,
+        updated_at=TIME,
+        role={**ROLE, "description": "the caller's role"},
+        access=obj(("mode", "can_activate", "reason"), mode=MODE, can_activate=BOOL, reason=STR),
+    ),
+    "SpaceInput": obj(
+        (),
+        display_name={**STR, "maxLength": 80},
+        description={**STR, "maxLength": 2000},
+        slug={**STR, "pattern": "^[a-z](?:[a-z0-9]|-(?=[a-z0-9])){0,29}$",
+              "description": "only when creating; chosen from display_name when left out"},
+        tools=arr({"type": "string", "enum": list(TOOLS)}),
+        profile={**STR, "description": "one of the site's machine profiles"},
+        workers=INT,
+        products=arr(INT),
+        assets=arr(INT),
+    ),
+    "Subscription": obj(
+        ("id", "user", "target", "level", "status"),
+        id=INT, user=STR, target=ref("Target"), level=LEVEL,
+        status={"type": "string", "enum": ["requested", "active", "revoked"]},
+        expires_at=NULL_TIME, expired=BOOL, active=BOOL, requested_at=TIME, updated_at=TIME,
+        granted_by=NULL_STR,
+    ),
+    "SubscriptionInput": obj(
+        ("level",),
+        product_id=INT, asset_id=INT, level=LEVEL,
+        user={**STR, "description": "admins: grant to this user directly"},
+        expires_at={**NULL_TIME, "description": "admins only"},
+    ),
+    "SubscriptionUpdate": obj(
+        (),
+        status={"type": "string", "enum": ["active", "revoked"]}, level=LEVEL, expires_at=NULL_TIME,
+    ),
+    "AuditEvent": obj(
+        ("id", "at", "actor", "action", "outcome"),
+        id=INT, at=TIME, actor=STR, action=STR, target_type=STR, target_id=STR,
+        outcome={"type": "string", "enum": ["ok", "refused"]}, detail={"type": "object"},
+    ),
+    "SessionStatus": {
+        **obj(
+            ("space_id", "slug", "display_name", "state", "reason", "mode", "url", "progress_url"),
+            space_id=INT,
+            slug={**STR, "description": "the JupyterHub named-server name of the session"},
+            display_name=STR,
+            state={"type": "string",
+                   "enum": ["active", "starting", "stopping", "suspended", "failed", "inactive"]},
+            reason={**STR, "description": "why the last activation failed (state failed)"},
+            mode=MODE,
+            url={**NULL_STR, "description": "the session's URL while it is active"},
+            progress_url={**STR, "description": "server-sent start-up events"},
+            updated_at=NULL_TIME,
+        ),
+        "description": "the caller's session of the space",
+    },
+    "ToolStatus": obj(
+        ("name", "status", "reason", "url"),
+        name={"type": "string", "enum": list(TOOLS)},
+        status={"type": "string", "enum": ["waiting", "ready", "unavailable"]},
+        reason=STR,
+        url=NULL_STR,
+    ),
+    "SessionTools": obj(
+        ("space_id", "state", "tools"),
+        space_id=INT,
+        state={"type": "string", "enum": ["active", "starting", "stopping", "stopped"]},
+        tools=arr(ref("ToolStatus")),
+    ),
+}
+
+ERRORS = {
+    "400": "the body is not a JSON object",
+    "401": "not logged in",
+    "403": "logged in, but not allowed",
+    "404": "no such thing among yours",
+    "409": "conflicts with the current state",
+    "422": "invalid fields (see fields)",
+}
+
+
+def page_of(schema: str) -> dict:
+    return {"allOf": [ref("Page"), obj(items=arr(ref(schema)))]}
+
+
+def op(summary: str, ok: int = 200, schema: dict | None = None, body: str | None = None,
+       errors=("401",), params=(), content_type="application/json", tags=()) -> dict:
+    out = {"summary": summary, "responses": {}}
+    if tags:
+        out["tags"] = list(tags)
+    if params:
+        out["parameters"] = list(params)
+    if body:
+        out["requestBody"] = {"required": True, "content": {"application/json": {"schema": ref(body)}}}
+    ok_resp = {"description": "OK" if ok < 300 else "done"}
+    if schema is not None:
+        ok_resp["content"] = {content_type: {"schema": schema}}
+    out["responses"][str(ok)] = ok_resp
+    for code in sorted(set(errors) | ({"400", "422"} if body else set())):
+        out["responses"][code] = {
+            "description": ERRORS[code],
+            "content": {"application/json": {"schema": ref("Error")}},
+        }
+    return out
+
+
+def path_param(name: str, description: str, kind: dict = INT) -> dict:
+    return {"name": name, "in": "path", "required": True, "schema": kind, "description": description}
+
+
+def query(name: str, description: str, kind: dict = STR) -> dict:
+    return {"name": name, "in": "query", "required": False, "schema": kind, "description": description}
+
+
+PAGING = (query("offset", "items to skip", INT), query("limit", "items per page (capped)", INT))
+SPACE = path_param("space_id", "the space's id")
+USER = path_param("user", "the member's JupyterHub name", STR)
+ASSET = path_param("asset_id", "the asset's id")
+
+PATHS = {
+    "/api/v1/": {
+        "get": op("The API version and the caller", schema=obj(
+            version=STR, api=STR, user=STR, kind=STR, admin=BOOL), tags=["me"]),
+    },
+    "/api/v1/me": {"get": op("The caller as the catalog knows them", schema=ref("Me"), tags=["me"])},
+    "/api/v1/openapi.json": {"get": op("This document", schema={"type": "object"}, errors=(), tags=["me"])},
+    "/api/v1/spaces": {
+        "get": op("My spaces (any role), with my access to each", schema=page_of("Space"),
+                  params=(*PAGING, query("role", "only spaces where I have this role")), errors=("401", "422"),
+                  tags=["spaces"]),
+        "post": op("Create a space I own (409 past the per-user limit)", 201, ref("Space"), "SpaceInput",
+                   errors=("401", "409"), tags=["spaces"]),
+    },
+    "/api/v1/spaces/{space_id}": {
+        "parameters": [SPACE],
+        "get": op("One of my spaces", schema=ref("Space"), errors=("401", "404"), tags=["spaces"]),
+        "patch": op("Change a space (owner or editor)", schema=ref("Space"), body="SpaceInput",
+                    errors=("401", "403", "404"), tags=["spaces"]),
+        "delete": op("Delete a space (owner; not while a session runs)", 204,
+                     errors=("401", "403", "404", "409"), tags=["spaces"]),
+    },
+    "/api/v1/spaces/{space_id}/access": {
+        "parameters": [SPACE],
+        "get": op("My access decision, why, and what is missing; owners see every member's",
+                  schema=ref("Access"), errors=("401", "404"), tags=["spaces"]),
+    },
+    "/api/v1/spaces/{space_id}/collaborators": {
+        "parameters": [SPACE],
+        "get": op("The members and their roles", schema=obj(items=arr(ref("Collaborator"))),
+                  errors=("401", "404"), tags=["collaborators"]),
+        "post": op("Invite a user I may see (owner)", 201, ref("Collaborator"), "CollaboratorInput",
+                   errors=("401", "403", "404", "409"), tags=["collaborators"]),
+    },
+    "/api/v1/spaces/{space_id}/collaborators/{user}": {
+        "parameters": [SPACE, USER],
+        "patch": op("Change a member's role (owner)", schema=ref("Collaborator"), body="RoleInput",
+                    errors=("401", "403", "404", "409"), tags=["collaborators"]),
+        "delete": op("Remove a member (owner), or leave", 204, errors=("401", "403", "404", "409"),
+                     tags=["collaborators"]),
+    },
+    "/api/v1/users": {
+        "get": op("Users I may see and invite", schema=page_of("User"),
+                  params=(*PAGING, query("q", "part of a name")), errors=("401", "422"), tags=["users"]),
+    },
+    "/api/v1/catalog/products": {
+        "get": op("Products with their assets and my subscription to each", schema=page_of("Product"),
+                  params=(*PAGING, query("q", "part of a name or description")), errors=("401", "422"),
+                  tags=["catalog"]),
+    },
+    "/api/v1/catalog/products/{product_id}": {
+        "parameters": [path_param("product_id", "the product's id")],
+        "get": op("One product", schema=ref("Product"), errors=("401", "404"), tags=["catalog"]),
+    },
+    "/api/v1/catalog/assets/{asset_id}": {
+        "parameters": [ASSET],
+        "get": op("One asset (derived ones too)", schema=ref("Asset"), errors=("401", "404"), tags=["catalog"]),
+    },
+    "/api/v1/subscriptions": {
+        "get": op("My subscriptions; admins: ?user=<name> or ?user=*", schema=page_of("Subscription"),
+                  params=(*PAGING, query("user", "admins: whose (* for everyone)"),
+                          query("status", "requested, active or revoked")),
+                  errors=("401", "403", "422"), tags=["subscriptions"]),
+        "post": op("Request a subscription; admins grant directly by naming user", 201, ref("Subscription"),
+                   "SubscriptionInput", errors=("401", "403", "409"), tags=["subscriptions"]),
+    },
+    "/api/v1/subscriptions/{subscription_id}": {
+        "parameters": [path_param("subscription_id", "the subscription's id")],
+        "get": op("One of my subscriptions (admins: any)", schema=ref("Subscription"),
+                  errors=("401", "404"), tags=["subscriptions"]),
+        "patch": op("Grant, revoke, change level or expiry (admins)", schema=ref("Subscription"),
+                    body="SubscriptionUpdate", errors=("401", "403", "404"), tags=["subscriptions"]),
+        "delete": op("Withdraw my pending request", 204, errors=("401", "404", "409"), tags=["subscriptions"]),
+    },
+    "/api/v1/audit": {
+        "get": op("The audit log, newest first (admins)", schema=page_of("AuditEvent"),
+                  params=(*PAGING, query("actor", "who"), query("action", "exact, or a prefix ending in '.'"),
+                          query("outcome", "ok or refused"), query("target_type", "e.g. space"),
+                          query("target_id", "the target's id")),
+                  errors=("401", "403", "422"), tags=["audit"]),
+    },
+    # sessions
+    "/api/v1/spaces/{space_id}/activate": {
+        "parameters": [SPACE],
+        "post": op("Start my session of the space (409 while another space is active)", 202,
+                   ref("SessionStatus"), errors=("401", "403", "404", "409"),
+                   params=(query("switch", "true: suspend the active space first"),), tags=["sessions"]),
+    },
+    "/api/v1/spaces/{space_id}/suspend": {
+        "parameters": [SPACE],
+        "post": op("Stop my session (files are kept)", 202, ref("SessionStatus"), errors=("401", "404"),
+                   tags=["sessions"]),
+    },
+    "/api/v1/spaces/{space_id}/status": {
+        "parameters": [SPACE],
+        "get": op("My session's state", schema=ref("SessionStatus"), errors=("401", "404"), tags=["sessions"]),
+    },
+    "/api/v1/spaces/{space_id}/progress": {
+        "parameters": [SPACE],
+        "get": op("Start-up progress as server-sent events", schema=STR, content_type="text/event-stream",
+                  errors=("401", "404"), tags=["sessions"]),
+    },
+    "/api/v1/spaces/{space_id}/tools": {
+        "parameters": [SPACE],
+        "get": op("Each tool's status in my running session", schema=ref("SessionTools"),
+                  errors=("401", "404"), tags=["sessions"]),
+    },
+    # publishing and lineage
+    "/api/v1/spaces/{space_id}/publish": {
+        "parameters": [SPACE],
+        "post": op("Publish a table of the space's Publish database as a derived asset (owner, publisher)",
+                   201, ref("Asset"), "PublishInput", errors=("401", "403", "404", "409"), tags=["lineage"]),
+    },
+    "/api/v1/assets/{asset_id}/lineage": {
+        "parameters": [ASSET],
+        "get": op("The asset's upstream and downstream graph", schema={"type": "object"},
+                  errors=("401", "404"), tags=["lineage"]),
+    },
+    "/api/v1/assets/{asset_id}/lineage.svg": {
+        "parameters": [ASSET],
+        "get": op("The lineage graph drawn as SVG", schema=STR, content_type="image/svg+xml",
+                  errors=("401", "404"), tags=["lineage"]),
+    },
+}
+# the lineage URLs are served under the catalog's asset URLs too
+PATHS["/api/v1/catalog/assets/{asset_id}/lineage"] = PATHS["/api/v1/assets/{asset_id}/lineage"]
+PATHS["/api/v1/catalog/assets/{asset_id}/lineage.svg"] = PATHS["/api/v1/assets/{asset_id}/lineage.svg"]
+
+SCHEMAS["CollaboratorInput"] = obj(("user", "role"), user=STR,
+                                   role={"type": "string", "enum": ["editor", "viewer", "publisher"]})
+SCHEMAS["RoleInput"] = obj(("role",), role={"type": "string", "enum": ["editor", "viewer", "publisher"]})
+SCHEMAS["PublishInput"] = obj(("table", "name"), table=STR, name=STR, description=STR)
+
+
+def document(prefix: str = "/services/spaces/") -> dict:
+    """The OpenAPI document for a service mounted at ``prefix``."""
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "jupyterhub-spaces",
+            "version": __version__,
+            "description": (
+                "Governed, collaborative data Spaces for JupyterHub. Authenticate with the "
+                "JupyterHub login cookie (browser; writes need the X-XSRFToken header) or a "
+                "JupyterHub API token ('Authorization: token <token>'). Admin endpoints need the "
+                "custom:spaces:admin scope. Every error is JSON {status, error, message, fields?}."
+            ),
+        },
+        "servers": [{"url": prefix.rstrip("/")}],
+        "components": {
+            "schemas": copy.deepcopy(SCHEMAS),
+            "securitySchemes": {
+                "token": {"type": "apiKey", "in": "header", "name": "Authorization",
+                          "description": "'token <JupyterHub API token>'"},
+                "cookie": {"type": "apiKey", "in": "cookie", "name": "service-spaces"},
+            },
+        },
+        "security": [{"token": []}, {"cookie": []}],
+        "paths": copy.deepcopy(PATHS),
+    }
+
+
+class OpenAPIHandler(APIHandler):
+    """``GET /api/v1/openapi.json``: public, so tools can read it before logging in."""
+
+    auth_required = False
+
+    async def get(self):
+        # anyone
+        self.write_json(document(self.service.service_prefix))
+
+
+default_handlers = [
+    (r"api/v1/openapi\.json", OpenAPIHandler),
+]

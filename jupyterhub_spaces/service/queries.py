@@ -1,0 +1,171 @@
+"""Read paths of the API that run on every page view: spaces loaded as plain rows.
+
+Loading a page of spaces as ORM objects with every relationship costs a round trip
+per relationship and an object per row; the list of my spaces and a space's access
+decision run on every page view of the Spaces app, so they read the same data with a
+fixed number of plain queries (spaces with owner and my role, their products, their
+assets, their members) whatever the number of spaces, and build light views with the
+attribute paths the ORM rows have. :func:`jupyterhub_spaces.store.space_spec` and the
+JSON shapes in :mod:`.models` take either.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from sqlalchemy import func, literal, null, or_, select, union_all
+from sqlalchemy.orm import Session
+
+from .. import orm
+
+
+def _ns(**kw) -> SimpleNamespace:
+    return SimpleNamespace(**kw)
+
+
+def member_spaces_page(
+    db: Session, user_id: int, offset: int, limit: int, role: str | None = None
+) -> tuple[int, list[int], dict[int, str]]:
+    """One page of the ids of the spaces ``user_id`` is a member of (by id), the
+    total, and the user's role in each."""
+    c = orm.Collaborator
+    query = select(c.space_id, c.role, func.count().over()).where(c.user_id == user_id)
+    if role:
+        query = query.where(c.role == role)
+    rows = db.execute(query.order_by(c.space_id).offset(offset).limit(limit)).all()
+    if rows:
+        total = rows[0][2]
+    else:
+        count = select(func.count()).select_from(c).where(c.user_id == user_id)
+        if role:
+            count = count.where(c.role == role)
+        total = db.scalar(count)
+    return total, [r[0] for r in rows], {r[0]: r[1] for r in rows}
+
+
+def space_views(db: Session, space_ids: list[int]) -> dict[int, SimpleNamespace]:
+    """The spaces with these ids as views (owner, products, assets with their
+    product, members with their user), by id, in three queries."""
+    if not space_ids:
+        return {}
+    s, u = orm.Space.__table__, orm.User.__table__
+    views: dict[int, SimpleNamespace] = {}
+    for r in db.execute(
+        select(s, u.c.name.label("owner_name"), u.c.display_name.label("owner_display"))
+        .join(u, u.c.id == s.c.owner_id)
+        .where(s.c.id.in_(space_ids))
+    ).mappings():
+        views[r["id"]] = _ns(
+            id=r["id"], slug=r["slug"], display_name=r["display_name"], description=r["description"],
+            owner_id=r["owner_id"], owner=_ns(id=r["owner_id"], name=r["owner_name"], display_name=r["owner_display"]),
+            tools=r["tools"], profile=r["profile"], workers=r["workers"],
+            created_at=r["created_at"], updated_at=r["updated_at"],
+            products=[], assets=[], collaborators=[],
+        )
+
+    # products and assets in one round trip: (space, 0 = product | 1 = asset, position, ...)
+    sp, p = orm.SpaceProduct.__table__, orm.Product.__table__
+    sa, a = orm.SpaceAsset.__table__, orm.Asset.__table__
+    ap = p.alias("asset_product")
+    products = select(
+        sp.c.space_id, literal(0).label("which"), sp.c.position, p.c.id, p.c.name,
+        null().label("kind"), null().label("product_id"), null().label("derived"), null().label("product_name"),
+    ).join(p, p.c.id == sp.c.product_id).where(sp.c.space_id.in_(space_ids))
+    assets = select(
+        sa.c.space_id, literal(1), sa.c.position, a.c.id, a.c.name, a.c.kind, a.c.product_id, a.c.derived,
+        ap.c.name,
+    ).join(a, a.c.id == sa.c.asset_id).outerjoin(ap, ap.c.id == a.c.product_id).where(
+        sa.c.space_id.in_(space_ids)
+    )
+    data = union_all(products, assets).subquery()
+    for space_id, which, _pos, xid, name, kind, product_id, derived, product_name in db.execute(
+        select(data).order_by(data.c.space_id, data.c.which, data.c.position)
+    ):
+        if which == 0:
+            views[space_id].products.append(_ns(product_id=xid, product=_ns(id=xid, name=name)))
+            continue
+        product = _ns(id=product_id, name=product_name) if product_id is not None else None
+        asset = _ns(id=xid, name=name, kind=kind, product_id=product_id, product=product, derived=bool(derived))
+        views[space_id].assets.append(_ns(asset_id=xid, asset=asset))
+
+    c = orm.Collaborator.__table__
+    for space_id, user_id, role, added_at, name, display in db.execute(
+        select(c.c.space_id, c.c.user_id, c.c.role, c.c.added_at, u.c.name, u.c.display_name)
+        .join(u, u.c.id == c.c.user_id)
+        .where(c.c.space_id.in_(space_ids))
+        .order_by(c.c.id)
+    ):
+        views[space_id].collaborators.append(
+            _ns(user_id=user_id, role=role, added_at=added_at, user=_ns(id=user_id, name=name, display_name=display))
+        )
+    return views
+
+
+def required_keys(specs, lineage_enforced: bool) -> set[tuple[str, int]]:
+    """Every (kind, id) whose subscription could decide access to any of ``specs``."""
+    from .. import policy
+
+    return {
+        t.key
+        for spec in specs
+        for req in policy.requirements(spec, lineage_enforced)
+        for t in req.any_of
+    }
+
+
+def subscriptions_to(db: Session, user_names: list[str], keys: set[tuple[str, int]]) -> list:
+    """The subscriptions of ``user_names`` to the products and assets in ``keys``, as
+    policy values: the database does the filtering, so a space's hundred members with
+    a hundred subscriptions each come back as the few rows that matter."""
+    from .. import policy
+
+    product_ids = sorted(i for kind, i in keys if kind == "product")
+    asset_ids = sorted(i for kind, i in keys if kind == "asset")
+    if not user_names or not (product_ids or asset_ids):
+        return []
+    sub, user = orm.Subscription.__table__, orm.User.__table__
+    product, asset = orm.Product.__table__, orm.Asset.__table__
+    targets = []
+    if product_ids:
+        targets.append(sub.c.product_id.in_(product_ids))
+    if asset_ids:
+        targets.append(sub.c.asset_id.in_(asset_ids))
+    rows = db.execute(
+        select(user.c.name, sub.c.product_id, product.c.name, sub.c.asset_id, asset.c.name,
+               sub.c.level, sub.c.status, sub.c.expires_at)
+        .select_from(
+            sub.join(user, sub.c.user_id == user.c.id)
+            .outerjoin(product, product.c.id == sub.c.product_id)
+            .outerjoin(asset, asset.c.id == sub.c.asset_id)
+        )
+        .where(user.c.name.in_(user_names), or_(*targets))
+    )
+    return [
+        policy.Subscription(
+            user=name,
+            target=policy.Target("product", product_id, product_name)
+            if product_id is not None
+            else policy.Target("asset", asset_id, asset_name),
+            level=policy.Level(level),
+            status=policy.SubscriptionStatus(status),
+            expires_at=expires_at,
+        )
+        for name, product_id, product_name, asset_id, asset_name, level, status, expires_at in rows
+    ]
+
+
+def decide_all(spec, subscriptions, users, now, lineage_enforced: bool) -> dict:
+    """``policy.decide`` for each of ``users`` in ``spec``, handing each call only the
+    subscriptions that can matter (the user's, to the targets the space requires).
+
+    The policy scans every subscription it is given; a member list or a page of spaces
+    would otherwise scan every member's whole subscription list once per decision.
+    """
+    from .. import policy
+
+    keys = {t.key for req in policy.requirements(spec, lineage_enforced) for t in req.any_of}
+    relevant: dict[str, list] = {u: [] for u in users}
+    for sub in subscriptions:
+        if sub.target.key in keys and sub.user in relevant:
+            relevant[sub.user].append(sub)
+    return {u: policy.decide(u, spec, relevant[u], now, lineage_enforced) for u in users}
