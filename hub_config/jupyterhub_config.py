@@ -1,0 +1,116 @@
+"""JupyterHub configuration of the embedded default (``make demo``).
+
+JupyterHub on http://127.0.0.1:8000 with configurable-http-proxy from the checkout's
+``node_modules``, SQLite databases under ``var/`` (or ``$SPACES_VAR_DIR``), the demo
+accounts (their password is printed at start and kept in ``var/demo-password``), the
+spaces service managed by the hub, local space sessions and the idle culler.
+
+Other ports: ``--JupyterHub.bind_url``, ``--JupyterHub.hub_port`` and
+``--ConfigurableHTTPProxy.api_url`` on the command line, ``$SPACES_SERVICE_PORT`` for
+the spaces service. This file only maps settings onto traits; the settings shared with
+the service are in ``spaces_config.py``.
+"""
+
+import os
+import sys
+from pathlib import Path
+
+from jupyterhub_spaces.demo import ADMIN_USERS
+
+c = get_config()  # noqa: F821
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+VAR = Path(os.environ.get("SPACES_VAR_DIR") or ROOT / "var")
+BIN = Path(sys.executable).parent
+SPACES_CONFIG = HERE / "spaces_config.py"
+SERVICE = "spaces"
+ADMIN_SCOPE = "custom:spaces:admin"
+
+load_subconfig(str(SPACES_CONFIG))  # noqa: F821
+
+# -- the hub and its proxy
+c.JupyterHub.bind_url = "http://127.0.0.1:8000"
+c.JupyterHub.hub_ip = "127.0.0.1"
+c.JupyterHub.hub_port = 8081
+c.JupyterHub.db_url = f"sqlite:///{VAR / 'jupyterhub.sqlite'}"
+c.JupyterHub.cookie_secret_file = str(VAR / "jupyterhub_cookie_secret")
+c.JupyterHub.pid_file = str(VAR / "jupyterhub.pid")
+c.ConfigurableHTTPProxy.command = [str(ROOT / "node_modules" / ".bin" / "configurable-http-proxy")]
+c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:8001"
+c.ConfigurableHTTPProxy.pid_file = str(VAR / "proxy.pid")
+# sessions keep running across a hub restart
+c.JupyterHub.cleanup_servers = False
+
+# -- pages: the branded login and home pages (hub_config/templates) extend the stock ones
+c.JupyterHub.template_paths = [str(HERE / "templates")]
+
+# -- login: the demo accounts; the first start loads the demo catalog
+c.JupyterHub.authenticator_class = "spaces-demo"
+c.DemoAuthenticator.password_file = str(VAR / "demo-password")
+c.Authenticator.admin_users = set(ADMIN_USERS)
+
+# -- sessions: one named server per space; the unnamed server is not a space, so
+# users land on the Spaces app instead
+c.JupyterHub.spawner_class = "local-space"
+c.JupyterHub.allow_named_servers = True
+c.JupyterHub.default_url = f"/services/{SERVICE}/"
+c.Spawner.cmd = [str(BIN / "jupyterhub-singleuser")]
+c.Spawner.start_timeout = 120
+c.LocalSpaceSpawner.home_dir_template = str(VAR / "spaces-home" / "{username}" / "{space}")
+
+# -- permissions
+c.JupyterHub.custom_scopes = {
+    ADMIN_SCOPE: {"description": "Administer jupyterhub-spaces: subscriptions, audit log."},
+}
+# every user may use the Spaces app and API
+c.JupyterHub.extra_user_scopes = [f"access:services!service={SERVICE}"]
+c.JupyterHub.load_roles = [
+    {
+        "name": "spaces-admin",
+        "description": "Spaces admins: grant subscriptions, read the audit log.",
+        "scopes": [ADMIN_SCOPE],
+        "users": list(ADMIN_USERS),
+    },
+    {
+        "name": "spaces-service",
+        "description": "The spaces service starts and stops space sessions for users.",
+        "scopes": [
+            "list:users",
+            "read:users",
+            "read:servers",
+            "servers",
+            "delete:servers",
+            "access:servers",
+            # where a session listens and its own token, for its tools' status
+            "admin:server_state",
+        ],
+        "services": [SERVICE],
+    },
+    {
+        "name": "idle-culler",
+        "description": "Stops sessions idle for an hour.",
+        "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
+        "services": ["idle-culler"],
+    },
+]
+
+# -- services
+c.JupyterHub.services = [
+    {
+        "name": SERVICE,
+        "url": f"http://127.0.0.1:{os.environ.get('SPACES_SERVICE_PORT', '10101')}",
+        "command": [str(BIN / "jupyterhub-spaces-service"), f"--config={SPACES_CONFIG}"],
+        "cwd": str(ROOT),
+        # a managed service keeps only a few variables of the hub's environment
+        "environment": {"SPACES_VAR_DIR": str(VAR)},
+        "display": True,
+        "oauth_no_confirm": True,
+        # the service sees whether a browser user holds the admin scope
+        "oauth_client_allowed_scopes": [ADMIN_SCOPE],
+    },
+    {
+        "name": "idle-culler",
+        "command": [sys.executable, "-m", "jupyterhub_idle_culler", "--timeout=3600"],
+    },
+]

@@ -1,0 +1,410 @@
+"""The demo catalog of the embedded default: organizations, users, products with small
+real datasets, subscriptions and spaces that show each access outcome.
+
+=========  ===========  ==============================================================
+user       organization  what the rules give them
+=========  ===========  ==============================================================
+alice      northwind    full subscriptions to everything: *workbench* in her spaces
+bob        northwind    ``spaces``-level on retail-sales: *sandbox* in Retail forecasting
+carol      northwind    no subscription to weather: Retail forecasting is *locked*
+admin      northwind    full subscriptions; holds the spaces admin scope in the demo hub
+dave       contoso      full on weather; cannot see northwind's users (nor they his)
+=========  ===========  ==============================================================
+
+:func:`seed` is idempotent: every row is looked up by its natural key (names, slugs)
+and only created when missing, source tables are only filled when empty and files only
+copied when absent, so running it again changes nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import shutil
+from dataclasses import dataclass, field
+from datetime import date
+from importlib import resources
+
+from sqlalchemy import Column, Date, Float, Integer, MetaData, String, Table, func, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+from . import orm
+from .store import Store, make_engine
+
+log = logging.getLogger(__name__)
+
+#: marks a catalog that was seeded once (see :func:`seed_once`)
+SEED_ACTION = "demo.seed"
+
+ORGANIZATIONS = {
+    "northwind": "Northwind Retail",
+    "contoso": "Contoso Weather Services",
+}
+
+#: name -> (organization, display name)
+USERS = {
+    "alice": ("northwind", "Alice Moreau"),
+    "bob": ("northwind", "Bob Okafor"),
+    "carol": ("northwind", "Carol Lindqvist"),
+    "admin": ("northwind", "Spaces administrator"),
+    "dave": ("contoso", "Dave Kowalski"),
+}
+
+#: demo users who get the spaces admin scope in the embedded hub
+ADMIN_USERS = ("admin",)
+
+_TYPES = {"date": Date, "int": Integer, "float": Float, "str": String(100)}
+_PARSE = {"date": date.fromisoformat, "int": int, "float": float, "str": str}
+
+
+@dataclass(frozen=True)
+class AssetSeed:
+    """One demo asset. A ``table`` asset loads ``source`` into the table named
+    ``location`` in the source database with ``columns`` (name, type); a ``files``
+    asset copies ``source`` into ``<data_root>/<location>/``."""
+
+    name: str
+    kind: str
+    location: str
+    source: str
+    description: str
+    columns: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class ProductSeed:
+    name: str
+    owner_org: str
+    description: str
+    assets: tuple[AssetSeed, ...] = field(default=())
+
+
+PRODUCTS = (
+    ProductSeed(
+        "retail-sales",
+        "northwind",
+        "Daily trading figures of Northwind's three stores, March to May 2024.",
+        (
+            AssetSeed(
+                "daily-sales",
+                "table",
+                "retail_daily_sales",
+                "daily_sales.csv",
+                "Footfall, transactions, units and revenue per store and day.",
+                (
+                    ("date", "date"),
+                    ("store_id", "str"),
+                    ("footfall", "int"),
+                    ("transactions", "int"),
+                    ("units_sold", "int"),
+                    ("revenue_gbp", "float"),
+                ),
+            ),
+            AssetSeed(
+                "stores",
+                "files",
+                "retail-sales/stores",
+                "stores.csv",
+                "The store register: city, opening date and floor area.",
+            ),
+        ),
+    ),
+    ProductSeed(
+        "weather",
+        "contoso",
+        "Observed daily weather for the cities Northwind trades in.",
+        (
+            AssetSeed(
+                "daily-weather",
+                "table",
+                "weather_daily",
+                "daily_weather.csv",
+                "Temperature range, precipitation and sunshine per city and day.",
+                (
+                    ("date", "date"),
+                    ("city", "str"),
+                    ("temp_max_c", "float"),
+                    ("temp_min_c", "float"),
+                    ("precipitation_mm", "float"),
+                    ("sunshine_h", "float"),
+                ),
+            ),
+        ),
+    ),
+)
+
+#: (user, product, level): every demo subscription is to a whole product and active
+SUBSCRIPTIONS = (
+    ("alice", "retail-sales", "full"),
+    ("alice", "weather", "full"),
+    ("bob", "retail-sales", "spaces"),
+    ("bob", "weather", "full"),
+    ("carol", "retail-sales", "full"),
+    ("admin", "retail-sales", "full"),
+    ("admin", "weather", "full"),
+    ("dave", "weather", "full"),
+)
+
+
+@dataclass(frozen=True)
+class SpaceSeed:
+    slug: str
+    display_name: str
+    owner: str
+    description: str
+    products: tuple[str, ...] = ()
+    #: (product, asset) pairs
+    assets: tuple[tuple[str, str], ...] = ()
+    tools: tuple[str, ...] = ("jupyterlab",)
+    collaborators: tuple[tuple[str, str], ...] = ()
+
+
+SPACES = (
+    SpaceSeed(
+        "retail-forecasting",
+        "Retail forecasting",
+        "alice",
+        "Does the weather move footfall? Sales joined with daily weather per city.",
+        products=("retail-sales", "weather"),
+        tools=("jupyterlab", "sqllab"),
+        collaborators=(("bob", "editor"), ("carol", "viewer")),
+    ),
+    SpaceSeed(
+        "store-footprint",
+        "Store footprint",
+        "alice",
+        "Floor area against opening date of the store estate.",
+        assets=(("retail-sales", "stores"),),
+    ),
+    SpaceSeed(
+        "weather-trends",
+        "Weather trends",
+        "dave",
+        "Spring warming across the observed cities.",
+        products=("weather",),
+        tools=("jupyterlab", "superset"),
+    ),
+)
+
+
+def data_path(name: str):
+    """The shipped demo file ``name`` (a traversable inside the package)."""
+    return resources.files("jupyterhub_spaces.demo_data").joinpath(name)
+
+
+def read_rows(asset: AssetSeed) -> list[dict]:
+    """The rows of a table asset's CSV, converted to the column types."""
+    parse = {name: _PARSE[kind] for name, kind in asset.columns}
+    with data_path(asset.source).open(newline="") as f:
+        return [{k: parse[k](v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+# ---------------------------------------------------------------------------
+# data outside the catalog: source tables and files
+
+
+def _ensure_sqlite_dir(url: str) -> None:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        os.makedirs(os.path.dirname(os.path.abspath(parsed.database)), exist_ok=True)
+
+
+def load_tables(source_db_url: str) -> list[str]:
+    """Create and fill each demo table asset's source table; return those filled now.
+
+    A table that already holds rows is left as it is.
+    """
+    _ensure_sqlite_dir(source_db_url)
+    engine = make_engine(source_db_url)
+    filled = []
+    try:
+        metadata = MetaData()
+        for product in PRODUCTS:
+            for asset in product.assets:
+                if asset.kind != "table":
+                    continue
+                table = Table(
+                    asset.location,
+                    metadata,
+                    *(Column(name, _TYPES[kind]) for name, kind in asset.columns),
+                )
+                with engine.begin() as conn:
+                    table.create(conn, checkfirst=True)
+                    if conn.scalar(select(func.count()).select_from(table)):
+                        continue
+                    conn.execute(table.insert(), read_rows(asset))
+                    filled.append(asset.location)
+    finally:
+        engine.dispose()
+    return filled
+
+
+def copy_files(data_root: str) -> list[str]:
+    """Copy each demo files asset under ``data_root``; return the paths written now."""
+    if not data_root:
+        raise ValueError(
+            "SpacesSettings.data_root is not set: the demo catalog needs a directory "
+            "for its files assets (set c.SpacesSettings.data_root in spaces_config.py)"
+        )
+    written = []
+    for product in PRODUCTS:
+        for asset in product.assets:
+            if asset.kind != "files":
+                continue
+            target_dir = os.path.join(data_root, asset.location)
+            target = os.path.join(target_dir, os.path.basename(asset.source))
+            if os.path.exists(target):
+                continue
+            os.makedirs(target_dir, exist_ok=True)
+            with data_path(asset.source).open("rb") as src, open(target + ".part", "wb") as dst:
+                shutil.copyfileobj(src, dst)
+            # the rename makes a half-copied file impossible to mistake for the data
+            os.replace(target + ".part", target)
+            written.append(target)
+    return written
+
+
+# ---------------------------------------------------------------------------
+# the catalog
+
+
+class _Seeder:
+    """Get-or-create by natural key, counting what it had to create."""
+
+    def __init__(self, db: Session):
+        self.db = db
+        self.created: dict[str, int] = {}
+
+    def _one(self, model, **key):
+        row = self.db.scalar(select(model).filter_by(**key))
+        return row
+
+    def get_or_create(self, model, key: dict, **values):
+        row = self._one(model, **key)
+        if row is None:
+            row = model(**key, **values)
+            self.db.add(row)
+            self.db.flush()
+            self.created[model.__tablename__] = self.created.get(model.__tablename__, 0) + 1
+        return row
+
+    def run(self, default_profile: str) -> dict[str, int]:
+        db = self.db
+        orgs = {
+            name: self.get_or_create(orm.Organization, {"name": name}, display_name=display)
+            for name, display in ORGANIZATIONS.items()
+        }
+        users = {
+            name: self.get_or_create(
+                orm.User, {"name": name}, org_id=orgs[org].id, display_name=display
+            )
+            for name, (org, display) in USERS.items()
+        }
+        products: dict[str, orm.Product] = {}
+        assets: dict[tuple[str, str], orm.Asset] = {}
+        for p in PRODUCTS:
+            product = self.get_or_create(
+                orm.Product,
+                {"name": p.name},
+                description=p.description,
+                owner_org_id=orgs[p.owner_org].id,
+            )
+            products[p.name] = product
+            for a in p.assets:
+                assets[(p.name, a.name)] = self.get_or_create(
+                    orm.Asset,
+                    {"product_id": product.id, "name": a.name},
+                    kind=a.kind,
+                    location=a.location,
+                    description=a.description,
+                    owner_org_id=product.owner_org_id,
+                    created_by="demo",
+                )
+        for user, product, level in SUBSCRIPTIONS:
+            self.get_or_create(
+                orm.Subscription,
+                {"user_id": users[user].id, "product_id": products[product].id},
+                level=level,
+                status="active",
+                granted_by="demo",
+            )
+        for s in SPACES:
+            space = self._one(orm.Space, slug=s.slug)
+            if space is not None:
+                continue
+            space = orm.Space(
+                slug=s.slug,
+                display_name=s.display_name,
+                description=s.description,
+                owner_id=users[s.owner].id,
+                tools=list(s.tools),
+                profile=default_profile,
+                workers=0,
+            )
+            space.products = [
+                orm.SpaceProduct(product_id=products[name].id, position=i)
+                for i, name in enumerate(s.products)
+            ]
+            space.assets = [
+                orm.SpaceAsset(asset_id=assets[key].id, position=i)
+                for i, key in enumerate(s.assets)
+            ]
+            members = [(s.owner, "owner"), *s.collaborators]
+            space.collaborators = [
+                orm.Collaborator(user_id=users[name].id, role=role) for name, role in members
+            ]
+            db.add(space)
+            db.flush()
+            self.created["spaces"] = self.created.get("spaces", 0) + 1
+            self.created["collaborators"] = (
+                self.created.get("collaborators", 0) + len(members)
+            )
+        return self.created
+
+
+def seed(store: Store, settings) -> dict[str, int]:
+    """Load the demo catalog into ``store`` and its data into ``settings.source_db_url``
+    and ``settings.data_root``. Returns how many rows of each table it created (empty
+    when everything was there already).
+    """
+    copied = copy_files(settings.data_root)
+    filled = load_tables(settings.source_db_url)
+    with store.transaction() as db:
+        created = _Seeder(db).run(settings.default_profile)
+        if created or copied or filled:
+            db.add(
+                orm.AuditEvent(
+                    actor="demo",
+                    action=SEED_ACTION,
+                    target_type="catalog",
+                    detail={"created": created, "tables": filled, "files": len(copied)},
+                )
+            )
+    if created or copied or filled:
+        log.info(
+            "demo catalog: created %s, filled tables %s, copied %d file(s)",
+            created,
+            filled,
+            len(copied),
+        )
+    return created
+
+
+def seeded_before(store: Store) -> bool:
+    """Whether :func:`seed` ran against this catalog before."""
+    with store.transaction() as db:
+        return (
+            db.scalar(select(orm.AuditEvent.id).where(orm.AuditEvent.action == SEED_ACTION).limit(1))
+            is not None
+        )
+
+
+def seed_once(store: Store, settings) -> bool:
+    """Seed on the first start only, so demo rows a user deleted stay deleted when the
+    hub restarts. Returns whether it seeded."""
+    if seeded_before(store):
+        return False
+    seed(store, settings)
+    return True
