@@ -1,0 +1,907 @@
+"""Spawners that start a space session: JupyterHub named servers, one per space.
+
+A space's session is the user's named server whose name is the space's slug (its
+``display_name`` is the space's human name). Whoever asks for it (the Spaces app, the
+spaces API, or the user calling the hub's REST API directly), the spawner decides what
+the session gets:
+
+- the space is found from the **server name**; ``user_options`` may only repeat the
+  space id (anything else in them is ignored, a different space id is refused);
+- the **policy** is evaluated here, from the store: not a member or locked is refused
+  with a message naming the missing subscriptions; sandbox or workbench decides the
+  session's mode;
+- **one active space per user**: a start while another space of the user is active,
+  starting or stopping is refused with 409 naming it. The check and the claim happen
+  under a per-user lock inside the hub process, so concurrent starts cannot both pass;
+  a refused server that never ran before leaves no record behind;
+- the **machine profile**, **data mounts** and **session parts** come from the store
+  and settings only.
+
+The default (unnamed) server is not a space and never starts: its error points to the
+Spaces app.
+
+:class:`SpaceSpawnerMixin` holds all of this; :class:`LocalSpaceSpawner` (local
+processes, the embedded default) and :class:`KubeSpaceSpawner` (KubeSpawner) add the
+backend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import json
+import os
+import sys
+import weakref
+from dataclasses import replace
+
+from jupyterhub.spawner import LocalProcessSpawner
+from jupyterhub.utils import url_path_join
+from sqlalchemy import select
+from tornado import web
+from traitlets import Bool, Instance, List, Unicode, default
+from traitlets.config import Configurable
+
+from . import orm, policy, session
+from .session import AssetInfo, AssetMount, SessionContext
+from .settings import SpacesSettings
+from .store import Store, decide, space_query, space_spec, user_by_name, audit
+from .utils import utcnow
+
+#: activation states shown by the Spaces app
+STARTING, ACTIVE, SUSPENDED, FAILED = "starting", "active", "suspended", "failed"
+
+_stores: dict[str, Store] = {}
+_locks: dict[str, asyncio.Lock] = {}
+#: user name -> the spawner that holds the user's one active-space claim
+_claims: dict[str, weakref.ReferenceType] = {}
+
+
+def get_store(url: str) -> Store:
+    """One store per database URL in this process (the hub)."""
+    if url not in _stores:
+        _stores[url] = Store(url)
+    return _stores[url]
+
+
+def _user_lock(user: str) -> asyncio.Lock:
+    if user not in _locks:
+        _locks[user] = asyncio.Lock()
+    return _locks[user]
+
+
+def _claim_holder(user: str):
+    ref = _claims.get(user)
+    holder = ref() if ref else None
+    if ref and holder is None:
+        _claims.pop(user, None)
+    return holder
+
+
+def path_part(name: str) -> str:
+    """A product or asset name as one path component."""
+    cleaned = name.replace("/", "-").replace("\0", "").strip(". ") or "unnamed"
+    return cleaned
+
+
+def session_assets(space: orm.Space) -> list[orm.Asset]:
+    """The assets a session of ``space`` gets: every asset of each product of the
+    space, then each asset listed on its own, without duplicates."""
+    seen: dict[int, orm.Asset] = {}
+    for sp in space.products:
+        for asset in sp.product.assets:
+            seen.setdefault(asset.id, asset)
+    for sa in space.assets:
+        seen.setdefault(sa.asset.id, sa.asset)
+    return list(seen.values())
+
+
+def asset_mounts(assets: list[AssetInfo], data_root: str) -> list[AssetMount]:
+    """Read-only mounts of the ``files`` assets at ``assets/<product>/<asset>``.
+
+    Raises ValueError for a location that leaves ``data_root``.
+    """
+    mounts = []
+    root = os.path.realpath(data_root) if data_root else ""
+    for asset in assets:
+        if asset.kind != "files":
+            continue
+        source = os.path.realpath(os.path.join(root, asset.location)) if root else asset.location
+        if root and os.path.commonpath([root, source]) != root:
+            raise ValueError(f"asset {asset.name!r} points outside the data root: {asset.location!r}")
+        product = path_part(asset.product) if asset.product else "derived"
+        target = f"assets/{product}/{path_part(asset.name)}"
+        mounts.append(AssetMount(asset.id, product, path_part(asset.name), source, target))
+    return mounts
+
+
+def profile_env(name: str, profile: dict, workers: int) -> dict[str, str]:
+    """The machine profile as environment variables of the session."""
+    env = {"SPACES_PROFILE": name, "SPACES_WORKERS": str(workers)}
+    for key in ("cpu_limit", "cpu_guarantee", "mem_limit", "mem_guarantee"):
+        if profile.get(key) not in (None, ""):
+            env[f"SPACES_{key.upper()}"] = str(profile[key])
+    return env
+
+
+def record_activation(
+    store: Store, space_id: int, user: str, state: str, mode: str | None = None, reason: str = ""
+) -> None:
+    """Write the user's activation state of a space (one row per space and user)."""
+    with store.transaction() as db:
+        user_row = user_by_name(db, user)
+        if user_row is None:
+            return
+        row = db.scalar(
+            select(orm.Activation).where(
+                orm.Activation.space_id == space_id, orm.Activation.user_id == user_row.id
+            )
+        )
+        if row is None:
+            row = orm.Activation(space_id=space_id, user_id=user_row.id, state=state)
+            db.add(row)
+        row.state = state
+        if mode is not None:
+            row.mode = mode
+        row.reason = reason
+        row.updated_at = utcnow()
+
+
+def _error_message(exc: BaseException) -> str:
+    if isinstance(exc, web.HTTPError):
+        return exc.log_message or str(exc)
+    return str(exc) or type(exc).__name__
+
+
+class SpaceSpawnerMixin(Configurable):
+    """The space logic shared by the local and the Kubernetes spawners.
+
+    Mix in before a JupyterHub spawner class: ``class S(SpaceSpawnerMixin, Base)``.
+    """
+
+    spaces_settings = Instance(SpacesSettings, help="The shared spaces settings.")
+
+    @default("spaces_settings")
+    def _default_spaces_settings(self):
+        return SpacesSettings(parent=self)
+
+    spaces_app_url = Unicode(
+        help="Where users manage and activate spaces (default: the spaces service's "
+        "prefix under the hub's base URL).",
+    ).tag(config=True)
+
+    offered_tools = List(
+        Unicode(),
+        default_value=list(policy.TOOLS),
+        help="The tools this site offers in sessions (names from policy.TOOLS). A tool a "
+        "space selected but the site does not offer is left out of the session, as if "
+        "the space had not selected it (the Helm chart's tools.*.enabled set this).",
+    ).tag(config=True)
+
+    @default("spaces_app_url")
+    def _default_spaces_app_url(self):
+        base = getattr(self.hub, "base_url", "/hub/") if self.hub else "/hub/"
+        root = base[: -len("hub/")] if base.endswith("hub/") else "/"
+        return url_path_join(root, "services", self.spaces_settings.service_name, "/")
+
+    backend = "local"
+
+    @default("options_form")
+    def _default_options_form(self):
+        return _options_form
+
+
+    # -- state kept across stops: marks a server that once ran as a space session
+
+    _ran_before = False
+
+    def load_state(self, state):
+        super().load_state(state)
+        if state.get("space_id"):
+            self._ran_before = True
+        self._session_url = state.get("session_url")
+        self._session_token = state.get("session_token")
+        # a session started by an earlier hub process (cleanup_servers=False)
+        self._restored = bool(state.get("session_url"))
+
+    def get_state(self):
+        state = super().get_state()
+        if self._ran_before:
+            state["space_id"] = self._space_id or True
+        server = getattr(self, "server", None)
+        if self._ctx is not None and server is not None and server.port:
+            # where the spaces service reaches the session directly (admin:server_state),
+            # and the session's own token to ask it with: the service never sends its
+            # own powerful token to a process the user controls
+            self._session_url = server.host + server.base_url
+            self._session_token = self.api_token
+        if self._session_url:
+            state["session_url"] = self._session_url
+            state["session_token"] = self._session_token
+        return state
+
+    _session_url = None
+    _session_token = None
+    _restored = False
+
+    def clear_state(self):
+        super().clear_state()
+        self._session_url = None
+        self._session_token = None
+
+    _space_id = None
+    _ctx: SessionContext | None = None
+    _parts: list = ()
+    _session_env: dict = {}
+
+    @property
+    def store(self) -> Store:
+        return get_store(self.spaces_settings.db_url)
+
+    # -- the checks, in order
+
+    def _refuse(self, status: int, message: str, **detail) -> web.HTTPError:
+        try:
+            with self.store.transaction() as db:
+                audit(
+                    db,
+                    self.user.name,
+                    "space.activate",
+                    "space",
+                    self.name,
+                    outcome="refused",
+                    status=status,
+                    reason=message,
+                    via="spawner",
+                    **detail,
+                )
+        except Exception:  # the refusal matters more than its audit row
+            self.log.exception("could not audit refused activation of %s", self._log_name)
+        return web.HTTPError(status, message)
+
+    def _load(self, for_stop: bool = False) -> SessionContext | None:
+        """Load the space named like this server and decide; refuse what the policy
+        does not allow. ``for_stop`` rebuilds the context of a session that is already
+        running (after a hub restart) to stop its parts: nothing is refused then, and
+        a space deleted meanwhile gives None."""
+        if for_stop:
+            try:
+                return self._build(for_stop=True)
+            except web.HTTPError:
+                return None
+        return self._build()
+
+    def _build(self, for_stop: bool = False) -> SessionContext:
+        if not self.name:
+            raise self._refuse(
+                400,
+                "the default server is not a space: open the Spaces app at "
+                f"{self.spaces_app_url} and activate a space there",
+            )
+        settings = self.spaces_settings
+        with self.store.transaction() as db:
+            space = db.scalar(space_query().where(orm.Space.slug == self.name))
+            if space is None:
+                raise self._refuse(
+                    404,
+                    f"there is no space {self.name!r}: create or pick a space in the "
+                    f"Spaces app at {self.spaces_app_url}",
+                )
+            forged = None if for_stop else (self.user_options or {}).get("space_id")
+            if forged is not None and str(forged) != str(space.id):
+                raise self._refuse(
+                    400,
+                    f"user_options space_id {forged!r} does not match server {self.name!r} "
+                    f"(space {space.id}): a space's server is named by its slug",
+                )
+            decision = decide(
+                db, [self.user.name], space, lineage_enforced=settings.lineage_enforced
+            )[self.user.name]
+            if decision.mode == policy.Mode.not_member and not for_stop:
+                raise self._refuse(
+                    403, f"{self.user.name} is not a member of space {space.display_name!r}"
+                )
+            if decision.mode == policy.Mode.locked and not for_stop:
+                raise self._refuse(
+                    403,
+                    f"space {space.display_name!r} is {decision.reason}",
+                    missing=[m.target.name for m in decision.missing],
+                )
+            profiles = settings.machine_profiles
+            profile_name = space.profile if space.profile in profiles else None
+            if profile_name is None and for_stop:
+                profile_name = settings.default_profile
+            if profile_name is None:
+                raise self._refuse(
+                    409,
+                    f"space {space.display_name!r} asks for machine profile {space.profile!r}, "
+                    f"which this hub does not offer ({', '.join(sorted(profiles))}): "
+                    "an editor of the space must pick another profile",
+                )
+            assets = tuple(
+                AssetInfo(
+                    id=a.id,
+                    name=a.name,
+                    kind=a.kind,
+                    location=a.location,
+                    product=a.product.name if a.product else "",
+                    derived=a.derived,
+                )
+                for a in session_assets(space)
+            )
+            ctx = SessionContext(
+                user=self.user.name,
+                space_id=space.id,
+                slug=space.slug,
+                display_name=space.display_name,
+                spec=space_spec(db, space),
+                decision=decision,
+                settings=settings,
+                tools=tuple(t for t in space.tools or () if t in self.offered_tools),
+                profile_name=profile_name,
+                profile=dict(profiles[profile_name]),
+                workers=space.workers,
+                assets=assets,
+                backend=self.backend,
+                spawner=self,
+            )
+        try:
+            mounts = tuple(asset_mounts(list(assets), self.spaces_settings.data_root))
+        except ValueError as e:
+            raise self._refuse(500, f"cannot mount the data of this space: {e}")
+        return replace(ctx, mounts=mounts)
+
+    def _other_active(self) -> str | None:
+        """The name of another space of this user that is active, starting or stopping."""
+        holder = _claim_holder(self.user.name)
+        if holder is not None and holder is not self:
+            return holder.name
+        for name, sp in self.user.spawners.items():
+            if name == self.name or sp is self:
+                continue
+            if sp.ready or getattr(sp, "_stop_pending", False):
+                return name
+        return None
+
+    def _conflict_message(self, other: str) -> str:
+        return policy.one_active_conflict(self.name, [other]) or f"space {other!r} is active"
+
+    async def start(self):
+        async with _user_lock(self.user.name):
+            try:
+                ctx = self._load()
+                other = self._other_active()
+                if other is not None:
+                    raise self._refuse(409, self._conflict_message(other), active=other)
+            except web.HTTPError:
+                self._forget_if_new()
+                raise
+            # claimed: from here on every other start of this user is refused
+            _claims[self.user.name] = weakref.ref(self)
+        self._ctx = ctx
+        self._space_id = ctx.space_id
+        self._restored = False
+        parts_started = False
+        try:
+            record_activation(self.store, ctx.space_id, ctx.user, STARTING, ctx.mode.value)
+            self._parts = session.load_parts()
+            env = dict(self._space_env(ctx))
+            env.update(profile_env(ctx.profile_name, ctx.profile, ctx.workers))
+            self._apply_profile(ctx)
+            await self._prepare_backend(ctx)
+            env.update(await session.start_parts(ctx, self._parts))
+            parts_started = True
+            self._session_env = env
+            result = await self._backend_start()
+        except BaseException as e:
+            self._release()
+            # the hub stops this server next: its post-stop hook must not call the
+            # failure a suspension
+            self._ctx = None
+            if parts_started:
+                await session.stop_parts(ctx, list(self._parts))
+            record_activation(self.store, ctx.space_id, ctx.user, FAILED, reason=_error_message(e))
+            raise
+        self._ran_before = True
+        self._watch_spawn(ctx)
+        return result
+
+    def _watch_spawn(self, ctx: SessionContext) -> None:
+        """Record active / failed when the hub finishes the spawn (server up and routed)."""
+        fut = getattr(self, "_spawn_future", None)
+        if fut is None:
+            record_activation(self.store, ctx.space_id, ctx.user, ACTIVE, ctx.mode.value)
+            return
+
+        def done(f):
+            if f.cancelled():
+                state, reason = SUSPENDED, "the activation was cancelled"
+            elif f.exception() is not None:
+                state, reason = FAILED, _error_message(f.exception())
+            elif self.ready:
+                state, reason = ACTIVE, ""
+            else:
+                return
+            try:
+                record_activation(self.store, ctx.space_id, ctx.user, state, reason=reason)
+            except Exception:
+                self.log.exception("could not record activation of %s", self._log_name)
+
+        fut.add_done_callback(done)
+
+    def _forget_if_new(self) -> None:
+        """After a refusal, remove this server's hub record if it never ran: a refused
+        activation must not leave a stopped server behind."""
+        if self._ran_before or not self.name:
+            return
+        fut = getattr(self, "_spawn_future", None)
+        user, name = self.user, self.name
+
+        def forget(_f=None):
+            orm_spawner = user.orm_spawners.get(name)
+            spawner = user.spawners.get(name)
+            if spawner is not None and spawner.active:
+                return  # started again meanwhile: it is not ours to remove
+            if orm_spawner is not None and not (orm_spawner.state or {}).get("space_id"):
+                user.spawners.pop(name, None)
+                user.db.delete(orm_spawner)
+                user.db.commit()
+
+        if fut is not None:
+            fut.add_done_callback(forget)
+        else:
+            # started outside spawn_single_user: wait until the hub has stopped it
+            asyncio.get_running_loop().call_later(1, forget)
+
+    def _release(self) -> None:
+        if _claim_holder(self.user.name) is self:
+            _claims.pop(self.user.name, None)
+
+    def run_post_stop_hook(self):
+        """Always called by the hub after the server stopped (also when it died)."""
+        ctx, self._ctx = self._ctx, None
+        self._release()
+        result = super().run_post_stop_hook()
+        parts = list(self._parts)
+        restored, self._restored = self._restored, False
+        if ctx is None and restored and self.name:
+            # started by an earlier hub process (cleanup_servers=False): rebuild the
+            # context from the store so every part can still clean up
+            ctx = self._load(for_stop=True)
+            parts = session.load_parts()
+
+        async def after():
+            if result is not None and hasattr(result, "__await__"):
+                await result
+            if ctx is not None:
+                await session.stop_parts(ctx, parts)
+                record_activation(self.store, ctx.space_id, ctx.user, SUSPENDED)
+
+        return after()
+
+    # -- what the session gets
+
+    def _space_env(self, ctx: SessionContext) -> dict[str, str]:
+        return {
+            "SPACES_SPACE_ID": str(ctx.space_id),
+            "SPACES_SPACE": ctx.slug,
+            "SPACES_SPACE_NAME": ctx.display_name,
+            "SPACES_MODE": ctx.mode.value,
+            "SPACES_TOOLS": ",".join(ctx.tools),
+            "SPACES_ASSETS": json.dumps([m.target for m in ctx.mounts]),
+        }
+
+    async def _backend_start(self):
+        """Start the session with the backend spawner (the next class in the MRO)."""
+        return await super().start()
+
+    def _apply_profile(self, ctx: SessionContext) -> None:
+        """Set the backend's resource traits from the machine profile."""
+
+    async def _prepare_backend(self, ctx: SessionContext) -> None:
+        """Backend work before the session parts run (directories, volumes)."""
+
+    def get_env(self):
+        env = super().get_env()
+        env.update(self._session_env)
+        return env
+
+
+def _options_form(spawner) -> str:
+    """The hub's spawn page: for the default server (not a space) a page that sends the
+    user to the Spaces app; named servers (spaces) need no form."""
+    if spawner.name:
+        return ""
+    url = html.escape(spawner.spaces_app_url, quote=True)
+    return (
+        f'<meta http-equiv="refresh" content="0; url={url}">'
+        f'<p>Sessions here are spaces. <a href="{url}">Open the Spaces app</a> '
+        "and activate a space.</p>"
+    )
+
+
+def _sandbox_command(ctx: SessionContext) -> list[str]:
+    """The Sandbox gateway command, or a refusal naming what to install."""
+    try:
+        from . import sandbox
+    except ImportError:
+        raise web.HTTPError(
+            503, "this hub has no Sandbox support installed: a sandbox session cannot start"
+        )
+    missing = sandbox.missing_programs()
+    if missing:
+        raise web.HTTPError(
+            503,
+            "a sandbox session needs these programs on the hub machine, which are not "
+            f"installed: {', '.join(missing)}. Install them (see the sandbox docs) or ask "
+            "for full subscriptions to get a workbench.",
+        )
+    return list(sandbox.gateway_command(ctx))
+
+
+class LocalSpaceSpawner(SpaceSpawnerMixin, LocalProcessSpawner):
+    """Space sessions as local processes (the embedded default).
+
+    Each user gets a persistent working directory per space (its home). When the hub
+    runs as root, the session runs in its own mount and pid namespaces with its data
+    mounted read-only (see :mod:`jupyterhub_spaces.isolate`); without root, a space
+    with file assets cannot start (the data could not be made read-only).
+    """
+
+    home_dir_template = Unicode(
+        "spaces-home/{username}/{space}",
+        help="The persistent working directory (home) of a user's session of a space; "
+        "{username} and {space} (the slug) are expanded. Relative to the hub's working "
+        "directory unless absolute.",
+    ).tag(config=True)
+
+    isolate = Bool(
+        True,
+        help="Run sessions in their own mount and pid namespaces (needs root). Required "
+        "for spaces with file assets: it is what makes their data read-only.",
+    ).tag(config=True)
+
+    @property
+    def home_dir(self) -> str:
+        path = self.home_dir_template.format(username=self.user.name, space=self.name)
+        return os.path.abspath(path)
+
+    @default("default_url")
+    def _default_default_url(self):
+        return "/lab"
+
+    _cmd_override: list | None = None
+
+    def _apply_profile(self, ctx):
+        # recorded and exported (MEM_LIMIT / CPU_LIMIT): local processes are not limited
+        self.cpu_limit = float(ctx.profile["cpu_limit"]) if ctx.profile.get("cpu_limit") else None
+        self.cpu_guarantee = (
+            float(ctx.profile["cpu_guarantee"]) if ctx.profile.get("cpu_guarantee") else None
+        )
+        self.mem_limit = ctx.profile.get("mem_limit") or None
+        self.mem_guarantee = ctx.profile.get("mem_guarantee") or None
+
+    async def _prepare_backend(self, ctx):
+        home = self.home_dir
+        os.makedirs(home, 0o755, exist_ok=True)
+        ctx.workdir = home
+        self._cmd_override = _sandbox_command(ctx) if ctx.sandbox else None
+        if ctx.mounts and not (self.isolate and _can_isolate()):
+            raise web.HTTPError(
+                503,
+                "this space has file assets, which local sessions mount read-only in a "
+                "mount namespace: run the hub as root (or with CAP_SYS_ADMIN) and keep "
+                "LocalSpaceSpawner.isolate = True",
+            )
+
+    def make_preexec_fn(self, name):
+        home = self.home_dir
+
+        def preexec():
+            os.chdir(home)
+
+        return preexec
+
+    def user_env(self, env):
+        env["USER"] = self.user.name
+        env["HOME"] = self.home_dir
+        env["SHELL"] = "/bin/bash"
+        return env
+
+    def get_args(self):
+        args = super().get_args()
+        if os.geteuid() == 0 and "--allow-root" not in args and self._cmd_override is None:
+            args.append("--allow-root")
+        return args
+
+    @property
+    def _isolated(self) -> bool:
+        return bool(self.isolate and _can_isolate())
+
+    def _launch_cmd(self) -> list[str]:
+        command = list(self._cmd_override or self.cmd)
+        if not self._isolated:
+            return command
+        ctx = self._ctx
+        plan = {
+            "binds": [[m.source, os.path.join(self.home_dir, m.target)] for m in ctx.mounts],
+            "protect": [os.path.realpath(self.spaces_settings.data_root)]
+            if self.spaces_settings.data_root and os.path.isdir(self.spaces_settings.data_root)
+            else [],
+        }
+        return [sys.executable, "-m", "jupyterhub_spaces.isolate", json.dumps(plan), *command]
+
+    # LocalProcessSpawner.start reads self.cmd: point it at the wrapped command for the
+    # duration of the start only
+    async def _backend_start(self):
+        saved = self.cmd
+        self.cmd = self._launch_cmd()
+        try:
+            return await LocalProcessSpawner.start(self)
+        finally:
+            self.cmd = saved
+
+
+def _can_isolate() -> bool:
+    from .isolate import can_isolate
+
+    return can_isolate()
+
+
+try:
+    from kubespawner import KubeSpawner
+except ImportError:  # the 'kubernetes' extra is not installed
+    KubeSpawner = None
+
+
+if KubeSpawner is not None:
+    from traitlets import Dict as _Dict
+    from traitlets import List as _List
+
+    from . import objects
+
+    class KubeSpaceSpawner(SpaceSpawnerMixin, KubeSpawner):
+        """Space sessions as Kubernetes pods.
+
+        Each user gets a PVC per space as working storage (its home, kept across
+        activations); each ``files`` asset is its own read-only volume (a subPath of
+        :attr:`assets_volume`); the machine profile sets resources and scheduling; a
+        Sandbox pod gets a NetworkPolicy that closes it off. ``delete_pvc`` never
+        touches the assets volume or any claim in :attr:`protected_claims`.
+        """
+
+        backend = "kubernetes"
+
+        assets_volume = _Dict(
+            help="The volume source holding SpacesSettings.data_root in the cluster, "
+            "mounted read-only once per files asset with the asset's location as "
+            "subPath, e.g. {'persistentVolumeClaim': {'claimName': 'spaces-assets'}} "
+            "or {'nfs': {'server': 'nfs.example.org', 'path': '/assets'}}.",
+        ).tag(config=True)
+
+        protected_claims = _List(
+            help="PVC names a session may mount but that are never deleted with a "
+            "space's server (shared data). The assets claim is always protected.",
+        ).tag(config=True)
+
+        home_mount_path = Unicode(
+            "/home/jovyan", help="Where the session's working storage is mounted."
+        ).tag(config=True)
+
+        guacd_image = Unicode(
+            help="The guacd image run as a sidecar of every Sandbox pod, on the pod's "
+            "loopback (1.5.5 or later; default: sandbox.k8s.GUACD_IMAGE).",
+        ).tag(config=True)
+
+        guacd_resources = _Dict(
+            help="Resource requests and limits of the guacd sidecar (Kubernetes form; "
+            "empty: small requests and a 512Mi memory limit).",
+        ).tag(config=True)
+
+        @default("guacd_image")
+        def _default_guacd_image(self):
+            from .sandbox.k8s import GUACD_IMAGE
+
+            return GUACD_IMAGE
+
+        sandbox_network_policy = Bool(
+            True,
+            help="Give each Sandbox pod a NetworkPolicy: ingress from the proxy only, "
+            "egress to the hub, the sandbox_egress peers and DNS only.",
+        ).tag(config=True)
+
+        sandbox_ingress_from = _List(
+            help="NetworkPolicy peers allowed to reach a Sandbox pod (default: the "
+            "Zero to JupyterHub proxy and hub pods).",
+        ).tag(config=True)
+
+        sandbox_egress_to = _List(
+            help="NetworkPolicy peers a Sandbox pod may reach (default: the hub pod; "
+            "add the space databases' server here).",
+        ).tag(config=True)
+
+        @default("sandbox_ingress_from")
+        def _default_ingress(self):
+            # the hub too: it checks the session's server is up before routing to it
+            return [
+                {"podSelector": {"matchLabels": {"component": "proxy"}}},
+                {"podSelector": {"matchLabels": {"component": "hub"}}},
+            ]
+
+        @default("sandbox_egress_to")
+        def _default_egress(self):
+            return [{"podSelector": {"matchLabels": {"component": "hub"}}}]
+
+        @default("pvc_name_template")
+        def _default_pvc_name_template(self):
+            return "space-{user_server}"
+
+        @default("storage_pvc_ensure")
+        def _default_storage_pvc_ensure(self):
+            return True
+
+        @default("storage_capacity")
+        def _default_storage_capacity(self):
+            return "10Gi"
+
+        @default("default_url")
+        def _default_default_url(self):
+            return "/lab"
+
+        _base: dict | None = None
+
+        def _configured(self, name):
+            """The site's configured value of a trait this spawner extends per start."""
+            if self._base is None:
+                self._base = {
+                    key: getattr(self, key)
+                    for key in ("volumes", "volume_mounts", "extra_labels", "cmd",
+                                "extra_containers")
+                }
+            return self._base[name]
+
+        def _protected(self) -> set[str]:
+            protected = set(self.protected_claims) | objects.claim_names([{**self.assets_volume, "name": "x"}])
+            configured = self._configured("volumes")
+            values = configured.values() if isinstance(configured, dict) else configured
+            # every claim the site mounts for everyone is shared
+            protected |= objects.claim_names(values)
+            return protected
+
+        async def load_user_options(self):
+            """Nothing to load: the machine profile comes from the space in the store,
+            never from user_options (KubeSpawner's profile_list is not used)."""
+
+        def _apply_profile(self, ctx):
+            for key, value in objects.make_profile_resources(ctx.profile).items():
+                setattr(self, key, value)
+
+        async def _prepare_backend(self, ctx):
+            ctx.workdir = self.home_mount_path
+            if self.pvc_name in self._protected():
+                raise web.HTTPError(
+                    500,
+                    f"the working storage claim {self.pvc_name!r} of this session is a "
+                    "protected shared claim: fix KubeSpaceSpawner.pvc_name_template",
+                )
+            volumes = _as_list(self._configured("volumes"))
+            mounts = _as_list(self._configured("volume_mounts"))
+            if self.storage_pvc_ensure:
+                home, home_mount = objects.make_home_volume(self.pvc_name, self.home_mount_path)
+                volumes.append(home)
+                mounts.append(home_mount)
+            if ctx.mounts:
+                if not self.assets_volume:
+                    raise web.HTTPError(
+                        503,
+                        "this space has file assets but KubeSpaceSpawner.assets_volume is "
+                        "not set: an admin must configure the volume holding the data",
+                    )
+                asset_volumes, asset_mounts_ = objects.make_asset_volumes(
+                    ctx.mounts, self.assets_volume, self.home_mount_path
+                )
+                volumes.extend(asset_volumes)
+                mounts.extend(asset_mounts_)
+            self.volumes, self.volume_mounts = volumes, mounts
+            self.extra_labels = {
+                **self._configured("extra_labels"),
+                **objects.make_session_labels(ctx.slug, ctx.space_id, ctx.mode.value),
+            }
+            configured_cmd = self._configured("cmd")
+            if ctx.sandbox:
+                self.cmd = _sandbox_pod_command(ctx)
+            else:
+                # None keeps the image's own command
+                self.cmd = list(configured_cmd) if configured_cmd else configured_cmd
+            containers = list(self._configured("extra_containers") or [])
+            if ctx.sandbox:
+                # the gateway reaches guacd on the pod's loopback (sandbox.gateway_command)
+                from .sandbox.k8s import make_guacd_sidecar
+
+                containers.append(
+                    make_guacd_sidecar(self.guacd_image, resources=self.guacd_resources or None)
+                )
+            self.extra_containers = containers
+
+        def network_policy(self, ctx) -> dict | None:
+            """The NetworkPolicy of a Sandbox session's pod (None for a Workbench)."""
+            if not (ctx.sandbox and self.sandbox_network_policy):
+                return None
+            labels = objects.make_session_labels(ctx.slug, ctx.space_id, ctx.mode.value)
+            labels["hub.jupyter.org/username"] = objects.label_value(self.user.name)
+            return objects.make_network_policy(
+                self.pod_name, self.namespace, labels,
+                ingress_from=self.sandbox_ingress_from, egress_to=self.sandbox_egress_to,
+            )
+
+        async def _backend_start(self):
+            policy_manifest = self.network_policy(self._ctx) if self._ctx else None
+            if policy_manifest is not None:
+                await self._apply_network_policy(policy_manifest)
+            return await super()._backend_start()
+
+        async def _apply_network_policy(self, manifest: dict) -> None:
+            from kubernetes_asyncio.client.rest import ApiException
+            from kubespawner.clients import shared_client
+
+            api = shared_client("NetworkingV1Api")
+            try:
+                await api.create_namespaced_network_policy(self.namespace, manifest)
+            except ApiException as e:
+                if e.status != 409:
+                    raise
+                await api.replace_namespaced_network_policy(
+                    manifest["metadata"]["name"], self.namespace, manifest
+                )
+
+        async def stop(self, now=False):
+            await super().stop(now=now)
+            if self.sandbox_network_policy:
+                from kubernetes_asyncio.client.rest import ApiException
+                from kubespawner.clients import shared_client
+
+                try:
+                    await shared_client("NetworkingV1Api").delete_namespaced_network_policy(
+                        self.pod_name, self.namespace
+                    )
+                except ApiException as e:
+                    if e.status != 404:
+                        self.log.warning("could not delete NetworkPolicy %s: %s", self.pod_name, e)
+
+        async def delete_forever(self):
+            """Delete the space's working storage, never a protected shared claim."""
+            if self.pvc_name in self._protected():
+                self.log.warning(
+                    "not deleting claim %s of %s: it is a protected shared claim",
+                    self.pvc_name, self._log_name,
+                )
+                return
+            await super().delete_forever()
+
+    def _as_list(value) -> list:
+        if isinstance(value, dict):
+            return [value[k] for k in sorted(value)]
+        return list(value or [])
+
+    def _sandbox_pod_command(ctx) -> list[str]:
+        """In a pod the Sandbox programs come with the image: only the command is needed."""
+        try:
+            from . import sandbox
+        except ImportError:
+            raise web.HTTPError(503, "this hub has no Sandbox support installed")
+        cmd = list(sandbox.gateway_command(ctx))
+        # gateway_command names the hub's own Python; the pod runs the image's, which
+        # is first on the image's PATH
+        if cmd and cmd[0] == sys.executable:
+            cmd[0] = "python3"
+        return cmd
+
+else:
+
+    class KubeSpaceSpawner:  # type: ignore[no-redef]
+        """Placeholder: install jupyterhub-spaces[kubernetes] for KubeSpawner support."""
+
+        def __init__(self, *args, **kwargs):
+            raise ImportError(
+                "KubeSpaceSpawner needs KubeSpawner: pip install 'jupyterhub-spaces[kubernetes]'"
+            )
