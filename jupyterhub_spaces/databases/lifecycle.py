@@ -1,0 +1,114 @@
+"""Keeping issued credentials in line with the catalog.
+
+A login is issued at activation and revoked at suspend by the session part. Between
+the two the catalog can change under it: the member is removed, their subscription
+lapses or is revoked, the space is deleted. :func:`reconcile` compares every issued
+login with the catalog and the policy and revokes those that no longer hold;
+:func:`revoke_member` does it at once for one member (for the handler that removes
+collaborators). :class:`Reconciler` runs both housekeeping jobs periodically in the
+service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+
+from .. import orm
+from ..store import Store, audit, decide, space_query
+from ..utils import utcnow
+from .base import DatabaseBackend, Issued
+from .publish import sweep_snapshots
+
+log = logging.getLogger(__name__)
+
+
+def _why_revoke(db, item: Issued, lineage_enforced: bool, now: datetime) -> str | None:
+    space = db.scalar(space_query().where(orm.Space.id == item.space_id))
+    if space is None:
+        return "the space was deleted"
+    decision = decide(db, [item.user], space, now, lineage_enforced)[item.user]
+    if decision.role is None:
+        return "no longer a member"
+    if not decision.can_activate:
+        return decision.reason
+    if decision.role.value != item.role:
+        return f"role changed from {item.role} to {decision.role.value}: activate again"
+    return None
+
+
+def reconcile(
+    store: Store,
+    dbs: DatabaseBackend,
+    lineage_enforced: bool = True,
+    now: datetime | None = None,
+    space_id: int | None = None,
+) -> list[Issued]:
+    """Revoke every issued login the catalog no longer allows (only those of
+    ``space_id`` when given); returns those revoked. Each revocation is audited.
+    """
+    now = now or utcnow()
+    revoked = []
+    for item in dbs.issued():
+        if space_id is not None and item.space_id != space_id:
+            continue
+        with store.transaction() as db:
+            reason = _why_revoke(db, item, lineage_enforced, now)
+        if reason is None:
+            continue
+        if dbs.revoke(item.space_id, item.user):
+            revoked.append(item)
+            log.info("revoked the databases login of %s in space %s: %s", item.user, item.space_id, reason)
+            with store.transaction() as db:
+                audit(
+                    db, "spaces", "databases.revoke", "space", item.space_id,
+                    user=item.user, reason=reason,
+                )
+    return revoked
+
+
+def revoke_member(dbs: DatabaseBackend, space_id: int, user: str) -> bool:
+    """Revoke ``user``'s login in ``space_id`` now (a member was removed)."""
+    return dbs.revoke(space_id, user)
+
+
+class Reconciler:
+    """Runs :func:`reconcile` and :func:`~.publish.sweep_snapshots` every ``interval``
+    seconds in the service's event loop (the work itself runs in a thread)."""
+
+    def __init__(self, store: Store, dbs: DatabaseBackend, settings, interval: float, snapshot_prefix: str):
+        self.store = store
+        self.dbs = dbs
+        self.settings = settings
+        self.interval = interval
+        self.snapshot_prefix = snapshot_prefix
+        self._task: asyncio.Task | None = None
+
+    def run_once(self) -> None:
+        reconcile(self.store, self.dbs, self.settings.lineage_enforced)
+        with self.store.transaction() as db:
+            dropped = sweep_snapshots(
+                db, self.settings.source_db_url, self.snapshot_prefix, timedelta(hours=1)
+            )
+        if dropped:
+            log.info("dropped snapshots of interrupted publishes: %s", ", ".join(dropped))
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await asyncio.to_thread(self.run_once)
+            except Exception:
+                log.exception("reconciling the space databases failed; trying again later")
+            await asyncio.sleep(self.interval)
+
+    def start(self) -> None:
+        if self.interval > 0 and self._task is None:
+            self._task = asyncio.ensure_future(self._loop())
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None

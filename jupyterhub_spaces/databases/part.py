@@ -1,0 +1,127 @@
+"""The session part that wires a space's databases into a session.
+
+At start it provisions the space's databases (idempotent), issues the member a login
+of their own and hands the session three URLs, in its environment
+(``SPACES_ASSET_DB_URL``, ``SPACES_COLLABORATIVE_DB_URL``, ``SPACES_PUBLISH_DB_URL``)
+and in ``~/.spaces/databases.json`` (``SPACES_DATABASES_FILE`` names it). At stop it
+revokes the login, which also closes the session's open connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+
+from .. import orm
+from ..session import SessionContext, SessionPartError
+from ..store import Store, space_query
+from . import backend as make_backend
+from . import space_data
+from .base import Credentials, DatabaseError
+from .config import SpaceDatabases
+from .lifecycle import reconcile
+
+log = logging.getLogger(__name__)
+
+_stores: dict[str, Store] = {}
+
+
+def _store(url: str) -> Store:
+    # one engine per catalog for the life of the process, as the spawner's
+    if url not in _stores:
+        _stores[url] = Store(url)
+    return _stores[url]
+
+
+def _config(ctx: SessionContext) -> SpaceDatabases:
+    return SpaceDatabases(config=getattr(ctx.settings, "config", None))
+
+
+def credentials_path(ctx: SessionContext, config: SpaceDatabases) -> str:
+    return os.path.join(ctx.workdir, config.credentials_file)
+
+
+def write_credentials(path: str, creds: Credentials) -> None:
+    """Write the credentials file readable by the session's owner only."""
+    folder = os.path.dirname(path)
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    tmp = path + ".new"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(creds.as_json())
+    # a session running as another user than the hub must still read it
+    home = os.stat(os.path.dirname(folder) or ".")
+    if os.geteuid() == 0 and home.st_uid != 0:
+        for p in (folder, tmp):
+            os.chown(p, home.st_uid, home.st_gid)
+    os.replace(tmp, path)
+
+
+class DatabasesPart:
+    """Session part: the space's Asset, Collaborative and Publish databases."""
+
+    name = "databases"
+
+    def _issue(self, ctx: SessionContext, config: SpaceDatabases) -> Credentials:
+        store = _store(ctx.settings.db_url)
+        with store.transaction() as db:
+            space = db.scalar(space_query().where(orm.Space.id == ctx.space_id))
+            if space is None:
+                raise SessionPartError(f"space {ctx.space_id} no longer exists")
+            data = space_data(db, space)
+        dbs = make_backend(ctx.settings, config)
+        try:
+            dbs.prepare(data)
+            creds = dbs.issue(data, ctx.user, ctx.decision.role)
+            # whenever a space starts, logins of its former members go too (the
+            # service's periodic reconcile does the same for every space)
+            reconcile(store, dbs, ctx.settings.lineage_enforced, space_id=ctx.space_id)
+            return creds
+        finally:
+            dbs.dispose()
+
+    async def start(self, ctx: SessionContext) -> dict[str, str]:
+        config = _config(ctx)
+        if ctx.decision.role is None:
+            raise SessionPartError(f"{ctx.user} is not a member of space {ctx.slug}")
+        try:
+            creds = await asyncio.to_thread(self._issue, ctx, config)
+        except DatabaseError as e:
+            raise SessionPartError(f"the space databases are not available: {e}") from e
+        env = creds.env()
+        path = credentials_path(ctx, config)
+        env["SPACES_DATABASES_FILE"] = path
+        if ctx.backend == "local" and ctx.workdir:
+            await asyncio.to_thread(write_credentials, path, creds)
+        else:
+            # the hub cannot write into a pod's home: the session writes this at start
+            env["SPACES_DATABASES_JSON"] = creds.as_json()
+        log.info("databases of space %s issued to %s as %s", ctx.slug, ctx.user, creds.role)
+        return env
+
+    def _revoke(self, ctx: SessionContext, config: SpaceDatabases) -> None:
+        dbs = make_backend(ctx.settings, config)
+        try:
+            dbs.revoke(ctx.space_id, ctx.user)
+            reconcile(
+                _store(ctx.settings.db_url), dbs, ctx.settings.lineage_enforced, space_id=ctx.space_id
+            )
+        finally:
+            dbs.dispose()
+
+    async def stop(self, ctx: SessionContext) -> None:
+        config = _config(ctx)
+        await asyncio.to_thread(self._revoke, ctx, config)
+        if ctx.backend == "local" and ctx.workdir:
+            path = credentials_path(ctx, config)
+            # the file names credentials that no longer work: do not leave it lying around
+            for p in (path, path + ".new"):
+                try:
+                    os.remove(p)
+                except FileNotFoundError:
+                    pass
+        log.info("databases of space %s revoked for %s", ctx.slug, ctx.user)
+
+
+part = DatabasesPart()

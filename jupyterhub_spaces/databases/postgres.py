@@ -1,0 +1,509 @@
+"""The space databases on PostgreSQL: three schemas per space, roles and grants.
+
+Layout, in the one database named by ``SpaceDatabases.admin_url``:
+
+* schemas ``space_<id>_asset``, ``space_<id>_collaborative``, ``space_<id>_publish``,
+  with nothing granted to PUBLIC;
+* per space one NOLOGIN *group* role per collaborator role
+  (``<prefix>s<id>_owner``, ``…_editor``, ``…_viewer``, ``…_publisher``) holding that
+  role's grants, taken from :data:`jupyterhub_spaces.policy.roles.PERMISSIONS`;
+* per member and activation one LOGIN role (``<prefix>s<id>_u_<name>_<hash>``) with a
+  generated password, ``NOINHERIT``, member of exactly its group and starting every
+  connection as that group (``ALTER ROLE … SET role``). Tables a member creates are
+  therefore owned by the group and outlive the login role; ``SET ROLE NONE`` leaves
+  the login with no privileges at all.
+
+Every login role is also a member of ``<prefix>members``, so ``pg_hba.conf`` can keep
+them out of every other database with one line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import secrets
+from urllib.parse import quote
+
+from sqlalchemy import Connection, create_engine, text
+from sqlalchemy.engine import make_url
+
+from ..policy import Role, allowed
+from .base import (
+    Connection as SessionConnection,
+    Credentials,
+    DatabaseBackend,
+    DatabaseError,
+    ForeignData,
+    Issued,
+    SpaceData,
+    asset_table_names,
+    safe_identifier,
+)
+from .copy import copy_table, present_sources, split_location
+
+log = logging.getLogger(__name__)
+
+SCHEMA_KINDS = {"asset": "asset", "collaborative": "collaborative", "publish": "publish"}
+TABLE_WRITE = "INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER"
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def quote_literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def schema_name(space_id: int, kind: str) -> str:
+    """The schema of one of a space's databases."""
+    return f"space_{int(space_id)}_{SCHEMA_KINDS[kind]}"
+
+
+class PostgresDatabases(DatabaseBackend):
+    """Space databases as PostgreSQL schemas with per-member login roles."""
+
+    name = "postgresql"
+
+    def __init__(self, config, source_db_url: str):
+        super().__init__(config, source_db_url)
+        if not config.admin_url:
+            raise DatabaseError(
+                "SpaceDatabases.backend is 'postgresql' but SpaceDatabases.admin_url is "
+                "empty: set it to the database that holds the space schemas, e.g. "
+                "postgresql+psycopg://spaces_admin@db:5432/spaces_data"
+            )
+        self.admin = make_url(config.admin_url)
+        if self.admin.get_backend_name() != "postgresql":
+            raise DatabaseError(
+                f"SpaceDatabases.admin_url must be a PostgreSQL URL, got {self.admin.drivername!r}"
+            )
+        self.prefix = config.role_prefix
+        self._engine = None
+
+    # -- names -------------------------------------------------------------
+
+    @property
+    def engine(self):
+        if self._engine is None:
+            self._engine = create_engine(self.admin, pool_pre_ping=True, pool_size=5)
+        return self._engine
+
+    @property
+    def members_role(self) -> str:
+        return f"{self.prefix}members"
+
+    def group(self, space_id: int, role: Role | str) -> str:
+        return f"{self.prefix}s{int(space_id)}_{Role(role).value}"
+
+    def login(self, space_id: int, user: str) -> str:
+        digest = hashlib.sha256(user.encode()).hexdigest()[:8]
+        return f"{self.prefix}s{int(space_id)}_u_{safe_identifier(user, 'u')[:20]}_{digest}"
+
+    def dispose(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+    # -- helpers -----------------------------------------------------------
+
+    def _lock(self, conn: Connection, space_id: int) -> None:
+        # one space is provisioned by one transaction at a time (two members
+        # activating together would otherwise race on CREATE ROLE / CREATE SCHEMA)
+        conn.execute(
+            text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
+            {"k": f"jupyterhub-spaces:{self.prefix}:{int(space_id)}"},
+        )
+        conn.exec_driver_sql("SET LOCAL lock_timeout = '15s'")
+
+    def _lock_shared(self, conn: Connection) -> None:
+        # the members role and the database's own grants are shared by every space:
+        # concurrent changes to them fail ("tuple concurrently updated", duplicate
+        # role). Taken last in a transaction, so it is held only until the commit.
+        conn.execute(
+            text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
+            {"k": f"jupyterhub-spaces:{self.prefix}:shared"},
+        )
+
+    def _role_exists(self, conn: Connection, name: str) -> bool:
+        return bool(conn.scalar(text("SELECT 1 FROM pg_roles WHERE rolname = :n"), {"n": name}))
+
+    def _schema_exists(self, conn: Connection, name: str) -> bool:
+        return bool(
+            conn.scalar(text("SELECT 1 FROM pg_namespace WHERE nspname = :n"), {"n": name})
+        )
+
+    def _ensure_role(self, conn: Connection, name: str, comment: dict) -> None:
+        if not self._role_exists(conn, name):
+            conn.exec_driver_sql(f"CREATE ROLE {quote_ident(name)} NOLOGIN")
+        conn.exec_driver_sql(
+            f"COMMENT ON ROLE {quote_ident(name)} IS {quote_literal(json.dumps(comment))}"
+        )
+
+    def _same_database_as_source(self) -> bool:
+        try:
+            source = make_url(self.source_db_url)
+        except Exception:
+            return False
+        if source.get_backend_name() != "postgresql":
+            return False
+        hosts = {"localhost", "127.0.0.1", "::1"}
+
+        def place(u):
+            host = u.host or "localhost"
+            return ("localhost" if host in hosts else host, u.port or 5432, u.database)
+
+        return place(source) == place(self.admin)
+
+    # -- provisioning ------------------------------------------------------
+
+    def prepare(self, space: SpaceData) -> None:
+        with self.engine.begin() as conn:
+            self._lock(conn, space.id)
+            self._check_identity(conn, space)
+            db = quote_ident(conn.scalar(text("SELECT current_database()")))
+            groups = {role: self.group(space.id, role) for role in Role}
+            for role, name in groups.items():
+                self._ensure_role(
+                    conn, name, {"spaces": "group", "space_id": space.id, "role": role.value}
+                )
+            for kind in SCHEMA_KINDS:
+                schema = quote_ident(schema_name(space.id, kind))
+                conn.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+                conn.exec_driver_sql(f"REVOKE ALL ON SCHEMA {schema} FROM PUBLIC")
+            marker = json.dumps({"identity": space.identity, "slug": space.slug})
+            conn.exec_driver_sql(
+                f"COMMENT ON SCHEMA {quote_ident(schema_name(space.id, 'collaborative'))} "
+                f"IS {quote_literal(marker)}"
+            )
+            self._sync_assets(conn, space)
+            self._grant(conn, space.id, groups)
+            self._lock_shared(conn)
+            self._ensure_role(conn, self.members_role, {"spaces": "members"})
+            every = ", ".join(quote_ident(name) for name in groups.values())
+            conn.exec_driver_sql(f"REVOKE CONNECT, TEMPORARY ON DATABASE {db} FROM PUBLIC")
+            conn.exec_driver_sql(f"GRANT CONNECT, TEMPORARY ON DATABASE {db} TO {every}")
+
+    def _check_identity(self, conn: Connection, space: SpaceData) -> None:
+        if space.created_at is None:
+            return
+        found = conn.scalar(
+            text(
+                "SELECT obj_description(oid, 'pg_namespace') FROM pg_namespace WHERE nspname = :n"
+            ),
+            {"n": schema_name(space.id, "collaborative")},
+        )
+        if not found:
+            return
+        try:
+            identity = json.loads(found).get("identity")
+        except ValueError:
+            identity = None
+        if identity and identity != space.identity:
+            raise ForeignData(
+                f"databases for space id {space.id} already exist and belong to an earlier, "
+                f"deleted space ({identity}); they are kept until an administrator purges them "
+                f"(python -m jupyterhub_spaces.databases purge {space.id} --confirm {space.id})"
+            )
+
+    def _grant(self, conn: Connection, space_id: int, groups: dict) -> None:
+        asset = quote_ident(schema_name(space_id, "asset"))
+        collab = quote_ident(schema_name(space_id, "collaborative"))
+        publish = quote_ident(schema_name(space_id, "publish"))
+        q = {role: quote_ident(name) for role, name in groups.items()}
+        every = ", ".join(q.values())
+        conn.exec_driver_sql(f"GRANT USAGE ON SCHEMA {asset} TO {every}")
+        conn.exec_driver_sql(f"GRANT SELECT ON ALL TABLES IN SCHEMA {asset} TO {every}")
+        conn.exec_driver_sql(f"REVOKE CREATE ON SCHEMA {asset} FROM {every}")
+        conn.exec_driver_sql(
+            f"REVOKE {TABLE_WRITE} ON ALL TABLES IN SCHEMA {asset} FROM {every}"
+        )
+        for schema, read_action, write_action in (
+            (collab, "read_collaborative", "write_collaborative"),
+            # every member may look at what is being prepared for publishing
+            (publish, "read", "write_publish"),
+        ):
+            readers = [q[r] for r in Role if allowed(r, read_action) or allowed(r, write_action)]
+            writers = [q[r] for r in Role if allowed(r, write_action)]
+            others = [q[r] for r in Role if q[r] not in writers]
+            if readers:
+                conn.exec_driver_sql(f"GRANT USAGE ON SCHEMA {schema} TO {', '.join(readers)}")
+                conn.exec_driver_sql(
+                    f"GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {', '.join(readers)}"
+                )
+                conn.exec_driver_sql(
+                    f"GRANT SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {', '.join(readers)}"
+                )
+            if others:
+                # role table changes take effect at the next activation
+                joined = ", ".join(others)
+                conn.exec_driver_sql(f"REVOKE CREATE ON SCHEMA {schema} FROM {joined}")
+                conn.exec_driver_sql(
+                    f"REVOKE {TABLE_WRITE} ON ALL TABLES IN SCHEMA {schema} FROM {joined}"
+                )
+                conn.exec_driver_sql(
+                    f"REVOKE USAGE, UPDATE ON ALL SEQUENCES IN SCHEMA {schema} FROM {joined}"
+                )
+            if not writers:
+                continue
+            joined = ", ".join(writers)
+            conn.exec_driver_sql(f"GRANT CREATE ON SCHEMA {schema} TO {joined}")
+            conn.exec_driver_sql(f"GRANT {TABLE_WRITE} ON ALL TABLES IN SCHEMA {schema} TO {joined}")
+            conn.exec_driver_sql(
+                f"GRANT USAGE, UPDATE ON ALL SEQUENCES IN SCHEMA {schema} TO {joined}"
+            )
+            # whatever one writer creates, the other writers may write and readers read
+            for creator in writers:
+                for what, read_priv, write_priv in (
+                    ("TABLES", "SELECT", TABLE_WRITE),
+                    ("SEQUENCES", "SELECT", "USAGE, UPDATE"),
+                ):
+                    prefix = f"ALTER DEFAULT PRIVILEGES FOR ROLE {creator} IN SCHEMA {schema}"
+                    conn.exec_driver_sql(
+                        f"{prefix} GRANT {read_priv} ON {what} TO {', '.join(readers)}"
+                    )
+                    conn.exec_driver_sql(f"{prefix} GRANT {write_priv} ON {what} TO {joined}")
+
+    def _asset_mode(self) -> str:
+        mode = self.config.asset_mode
+        if mode == "auto":
+            return "view" if self._same_database_as_source() else "copy"
+        if mode == "view" and not self._same_database_as_source():
+            raise DatabaseError(
+                "SpaceDatabases.asset_mode is 'view' but SpacesSettings.source_db_url is not "
+                "the database of SpaceDatabases.admin_url: views cannot reach another "
+                "database; use asset_mode 'copy' or move the source tables"
+            )
+        return mode
+
+    def _sync_assets(self, conn: Connection, space: SpaceData) -> None:
+        """Make the Asset schema hold exactly the space's table assets."""
+        schema = schema_name(space.id, "asset")
+        mode = self._asset_mode()
+        names = asset_table_names(space.tables)
+        wanted = {}
+        source_engine = None
+        default_schema = None
+        tables = space.tables
+        if tables:
+            source_engine = create_engine(self.source_db_url)
+            tables, missing = present_sources(source_engine, tables)
+            for t in missing:
+                # the session starts without it; the asset's owner must fix the catalog
+                log.warning(
+                    "space %s: asset %s (%s) has no source table %r; left out of its Asset schema",
+                    space.id, t.asset_id, t.name, t.location,
+                )
+            if mode == "view":
+                with source_engine.connect() as src:
+                    # an unqualified location is resolved where the source URL points
+                    default_schema = src.scalar(text("SELECT current_schema()"))
+        try:
+            for t in tables:
+                wanted[names[t.asset_id]] = json.dumps(
+                    {"asset_id": t.asset_id, "location": t.location, "mode": mode}
+                )
+            present = {
+                name: (kind, comment)
+                for name, kind, comment in conn.execute(
+                    text(
+                        "SELECT c.relname, c.relkind, obj_description(c.oid, 'pg_class') "
+                        "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                        "WHERE n.nspname = :s AND c.relkind IN ('r', 'v', 'm', 'p')"
+                    ),
+                    {"s": schema},
+                )
+            }
+            for name, (kind, comment) in present.items():
+                if wanted.get(name) != comment:
+                    what = "VIEW" if kind == "v" else "TABLE"
+                    conn.exec_driver_sql(
+                        f"DROP {what} IF EXISTS {quote_ident(schema)}.{quote_ident(name)} CASCADE"
+                    )
+            for t in tables:
+                name = names[t.asset_id]
+                if name in present and present[name][1] == wanted[name]:
+                    continue  # unchanged: leave it (and readers' locks) alone
+                src_schema, src_table = split_location(t.location)
+                target = f"{quote_ident(schema)}.{quote_ident(name)}"
+                if mode == "view":
+                    source = f"{quote_ident(src_schema or default_schema)}.{quote_ident(src_table)}"
+                    conn.exec_driver_sql(f"CREATE VIEW {target} AS SELECT * FROM {source}")
+                    conn.exec_driver_sql(f"COMMENT ON VIEW {target} IS {quote_literal(wanted[name])}")
+                else:
+                    with source_engine.connect() as src:
+                        copy_table(src, src_table, conn, name, src_schema, schema)
+                    conn.exec_driver_sql(f"COMMENT ON TABLE {target} IS {quote_literal(wanted[name])}")
+        finally:
+            if source_engine is not None:
+                source_engine.dispose()
+
+    # -- credentials -------------------------------------------------------
+
+    def issue(self, space: SpaceData, user: str, role: Role) -> Credentials:
+        role = Role(role)
+        login = self.login(space.id, user)
+        password = secrets.token_urlsafe(24)
+        group = self.group(space.id, role)
+        with self.engine.begin() as conn:
+            self._lock(conn, space.id)
+            if not self._role_exists(conn, group):
+                raise DatabaseError(
+                    f"the databases of space {space.id} are not prepared: prepare() first"
+                )
+            db = conn.scalar(text("SELECT current_database()"))
+            ql = quote_ident(login)
+            if self._role_exists(conn, login):
+                # left over from a session the hub did not see stop: new password, and
+                # the role is granted afresh below
+                conn.exec_driver_sql(
+                    f"ALTER ROLE {ql} WITH LOGIN NOINHERIT PASSWORD {quote_literal(password)}"
+                )
+                for other in Role:
+                    conn.exec_driver_sql(
+                        f"REVOKE {quote_ident(self.group(space.id, other))} FROM {ql}"
+                    )
+            else:
+                conn.exec_driver_sql(
+                    f"CREATE ROLE {ql} WITH LOGIN NOINHERIT "
+                    f"CONNECTION LIMIT {int(self.config.connection_limit)} "
+                    f"PASSWORD {quote_literal(password)}"
+                )
+            comment = {"spaces": "login", "space_id": space.id, "user": user, "role": role.value}
+            conn.exec_driver_sql(f"COMMENT ON ROLE {ql} IS {quote_literal(json.dumps(comment))}")
+            conn.exec_driver_sql(f"GRANT {quote_ident(group)} TO {ql}")
+            conn.exec_driver_sql(
+                f"ALTER ROLE {ql} IN DATABASE {quote_ident(db)} SET role = {quote_literal(group)}"
+            )
+            self._lock_shared(conn)
+            conn.exec_driver_sql(f"GRANT {quote_ident(self.members_role)} TO {ql}")
+            # NOINHERIT: the login itself needs CONNECT, its group holds everything else
+            conn.exec_driver_sql(f"GRANT CONNECT ON DATABASE {quote_ident(db)} TO {ql}")
+        return Credentials(
+            space_id=space.id,
+            user=user,
+            role=role.value,
+            login=login,
+            connections={
+                kind: self._connection(space.id, kind, login, password, db, role)
+                for kind in SCHEMA_KINDS
+            },
+        )
+
+    def _connection(self, space_id, kind, login, password, db, role) -> SessionConnection:
+        host = self.config.session_host or self.admin.host or "localhost"
+        port = self.config.session_port or self.admin.port or 5432
+        schema = schema_name(space_id, kind)
+        path = [schema] + [schema_name(space_id, k) for k in SCHEMA_KINDS if k != kind]
+        options = quote("-csearch_path=" + ",".join(path), safe="")
+        base = f"{quote(login, safe='')}:{quote(password, safe='')}@{host}:{port}/{quote(db)}"
+        writable = {
+            "asset": False,
+            "collaborative": allowed(role, "write_collaborative"),
+            "publish": allowed(role, "write_publish"),
+        }[kind]
+        return SessionConnection(
+            kind=kind,
+            url=f"postgresql://{base}?options={options}",
+            sqlalchemy_url=f"postgresql+psycopg://{base}?options={options}",
+            read_only=not writable,
+            details={
+                "host": host,
+                "port": port,
+                "dbname": db,
+                "user": login,
+                "password": password,
+                "schema": schema,
+            },
+        )
+
+    def revoke(self, space_id: int, user: str) -> bool:
+        return self._drop_login(self.login(space_id, user), space_id)
+
+    def _drop_login(self, login: str, space_id: int) -> bool:
+        with self.engine.begin() as conn:
+            self._lock(conn, space_id)
+            oid = conn.scalar(text("SELECT oid FROM pg_roles WHERE rolname = :n"), {"n": login})
+            if oid is None:
+                return False
+            ql = quote_ident(login)
+            conn.exec_driver_sql(f"ALTER ROLE {ql} NOLOGIN")
+            # open connections would keep working after the role is gone
+            conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE usesysid = :oid AND pid <> pg_backend_pid()"
+                ),
+                {"oid": oid},
+            )
+            # anything it owns despite NOINHERIT goes to its group, never to the bin
+            group = next(
+                (
+                    name
+                    for (name,) in conn.execute(
+                        text(
+                            "SELECT g.rolname FROM pg_auth_members m "
+                            "JOIN pg_roles g ON g.oid = m.roleid WHERE m.member = :oid "
+                            "AND starts_with(g.rolname, :p)"
+                        ),
+                        {"oid": oid, "p": f"{self.prefix}s{int(space_id)}_"},
+                    )
+                ),
+                None,
+            )
+            if group:
+                conn.exec_driver_sql(f"REASSIGN OWNED BY {ql} TO {quote_ident(group)}")
+            self._lock_shared(conn)  # DROP OWNED takes back its CONNECT on the database
+            conn.exec_driver_sql(f"DROP OWNED BY {ql}")
+            conn.exec_driver_sql(f"DROP ROLE {ql}")
+        return True
+
+    def _roles(self, conn: Connection, kind: str) -> list[tuple[str, dict]]:
+        rows = conn.execute(
+            text(
+                "SELECT rolname, shobj_description(oid, 'pg_authid') FROM pg_roles "
+                "WHERE starts_with(rolname, :p)"
+            ),
+            {"p": self.prefix},
+        )
+        found = []
+        for name, comment in rows:
+            try:
+                doc = json.loads(comment or "")
+            except ValueError:
+                continue
+            if isinstance(doc, dict) and doc.get("spaces") == kind:
+                found.append((name, doc))
+        return found
+
+    def issued(self) -> list[Issued]:
+        with self.engine.connect() as conn:
+            return [
+                Issued(doc["space_id"], doc["user"], doc["role"], name)
+                for name, doc in self._roles(conn, "login")
+            ]
+
+    def exists(self, space_id: int) -> bool:
+        with self.engine.connect() as conn:
+            return self._schema_exists(conn, schema_name(space_id, "collaborative"))
+
+    def _purge(self, space_id: int) -> None:
+        for item in self.issued():
+            if item.space_id == space_id:
+                self._drop_login(item.login, space_id)
+        with self.engine.begin() as conn:
+            self._lock(conn, space_id)
+            for kind in SCHEMA_KINDS:
+                conn.exec_driver_sql(
+                    f"DROP SCHEMA IF EXISTS {quote_ident(schema_name(space_id, kind))} CASCADE"
+                )
+            self._lock_shared(conn)
+            for role in Role:
+                name = self.group(space_id, role)
+                if self._role_exists(conn, name):
+                    conn.exec_driver_sql(f"DROP OWNED BY {quote_ident(name)}")
+                    conn.exec_driver_sql(f"DROP ROLE {quote_ident(name)}")
+
+    def publish_source(self, space_id: int):
+        return self.engine, schema_name(space_id, "publish")
