@@ -1,0 +1,127 @@
+"""JupyterHub configuration of jupyterhub-spaces on Kubernetes (the Helm chart).
+
+The hub image installs this file as
+``/usr/local/etc/jupyterhub/jupyterhub_config.d/spaces.py``: the Zero to JupyterHub
+hub loads it after its own configuration. The spaces service is started with the same
+file (``--config``), so the hub and the service read ``c.SpacesSettings`` from one
+place, as in the embedded default.
+
+It maps the values the chart mounts (``helm/jupyterhub-spaces/templates/
+secret-values.yaml``) and the database and OAuth Secrets onto traits, and nothing
+more: the chart's templates decide every default, claim name and image. The mount
+point can be moved with ``$SPACES_CONFIG_DIR`` (tests do).
+"""
+
+import os
+from pathlib import Path
+
+import yaml
+
+c = get_config()  # noqa: F821
+
+ROOT = Path(os.environ.get("SPACES_CONFIG_DIR", "/usr/local/etc/jupyterhub-spaces"))
+values = yaml.safe_load((ROOT / "values" / "values.yaml").read_text())
+spaces = values["spaces"]
+sandbox = values["sessions"]["sandbox"]
+oauth = values["oauth"]
+SERVICE = "spaces"
+ADMIN_SCOPE = "custom:spaces:admin"
+
+
+def secret(name, key):
+    """One key of a mounted Secret; "" when an optional Secret is not there."""
+    path = ROOT / name / key
+    return path.read_text().strip() if path.exists() else ""
+
+
+# -- the catalog and its rules (read by the hub and the service)
+c.SpacesSettings.db_url = secret("database", "catalog-url")
+c.SpacesSettings.source_db_url = secret("database", "source-url")
+c.SpacesSettings.space_limit = spaces["spaceLimit"]
+c.SpacesSettings.lineage_enforced = spaces["lineageEnforced"]
+c.SpacesSettings.machine_profiles = spaces["profiles"]
+c.SpacesSettings.default_profile = spaces["defaultProfile"]
+
+# -- the space databases
+c.SpaceDatabases.backend = values["databaseBackend"]
+c.SpaceDatabases.admin_url = secret("database", "admin-url")
+c.SpaceDatabases.session_host = values["database"]["sessionHost"]
+c.SpaceDatabases.session_port = values["database"]["sessionPort"]
+
+# -- sessions: one named server per space, run as pods by KubeSpaceSpawner
+c.JupyterHub.spawner_class = "kube-space"
+c.JupyterHub.allow_named_servers = True
+c.JupyterHub.default_url = f"/services/{SERVICE}/"
+c.KubeSpaceSpawner.image = values["images"]["workbench"]
+c.KubeSpaceSpawner.offered_tools = values["offeredTools"]
+c.KubeSpaceSpawner.guacd_image = values["images"]["guacd"]
+c.KubeSpaceSpawner.guacd_resources = sandbox["guacd"]["resources"]
+c.KubeSpaceSpawner.assets_volume = values["assetsVolume"]
+c.KubeSpaceSpawner.protected_claims = values["protectedClaims"]
+c.KubeSpaceSpawner.sandbox_network_policy = values["sandboxNetworkPolicy"]
+c.KubeSpaceSpawner.sandbox_ingress_from = values["sandboxIngressFrom"]
+c.KubeSpaceSpawner.sandbox_egress_to = values["sandboxEgressTo"]
+
+# -- sandbox desktops: guacd is the pod's sidecar, on the pod's loopback
+c.SandboxSettings.guacd_host = "127.0.0.1"
+c.SandboxSettings.allow_paste = sandbox["allowPaste"]
+c.SandboxSettings.recording_path = sandbox["recordingPath"]
+
+# -- login through the organization's OpenID Connect provider
+if oauth["enabled"]:
+    c.JupyterHub.authenticator_class = "spaces-oauth"
+    c.SpacesOAuthenticator.client_id = secret("oauth", "client-id")
+    c.SpacesOAuthenticator.client_secret = secret("oauth", "client-secret")
+    c.SpacesOAuthenticator.authorize_url = oauth["authorizeUrl"]
+    c.SpacesOAuthenticator.token_url = oauth["tokenUrl"]
+    c.SpacesOAuthenticator.userdata_url = oauth["userdataUrl"]
+    c.SpacesOAuthenticator.oauth_callback_url = oauth["callbackUrl"]
+    c.SpacesOAuthenticator.scope = oauth["scope"]
+    c.SpacesOAuthenticator.username_claim = oauth["usernameClaim"]
+    c.SpacesOAuthenticator.display_name_claim = oauth["displayNameClaim"]
+    c.SpacesOAuthenticator.org_claim = oauth["orgClaim"]
+    c.SpacesOAuthenticator.allowed_organizations = set(oauth["allowedOrganizations"])
+    c.SpacesOAuthenticator.allow_all = oauth["allowAll"]
+    c.SpacesOAuthenticator.admin_claim = oauth["adminClaim"]
+    c.SpacesOAuthenticator.admin_claim_values = set(oauth["adminClaimValues"])
+
+# -- permissions (added to what the Zero to JupyterHub values set)
+c.JupyterHub.custom_scopes.update(
+    {ADMIN_SCOPE: {"description": "Administer jupyterhub-spaces: subscriptions, audit log."}}
+)
+c.JupyterHub.extra_user_scopes.append(f"access:services!service={SERVICE}")
+c.JupyterHub.load_roles.append(
+    {
+        "name": "spaces-service",
+        "description": "The spaces service starts and stops space sessions for users.",
+        "scopes": [
+            "list:users",
+            "read:users",
+            "read:servers",
+            "servers",
+            "delete:servers",
+            "access:servers",
+            # where a session listens and its own token, for its tools' status
+            "admin:server_state",
+        ],
+        "services": [SERVICE],
+    }
+)
+
+# -- the Spaces API and web app, in the hub pod; the proxy reaches it through the
+# hub's Service
+c.JupyterHub.services.append(
+    {
+        "name": SERVICE,
+        "url": values["serviceUrl"],
+        "command": [
+            "jupyterhub-spaces-service",
+            f"--config={__file__}",
+            f"--SpacesService.url={values['serviceBindUrl']}",
+        ],
+        "environment": {"SPACES_CONFIG_DIR": str(ROOT)},
+        "display": True,
+        "oauth_no_confirm": True,
+        "oauth_client_allowed_scopes": [ADMIN_SCOPE],
+    }
+)
