@@ -1,0 +1,186 @@
+"""Browser fixtures: Debian's Chromium driven by Playwright against the embedded default
+(``hub_config/jupyterhub_config.py`` as ``make demo`` runs it: demo login, the spaces
+service, local space sessions), on random free ports in a temporary ``var/``.
+
+Fixtures
+--------
+``chromium`` (module)
+    A headless Chromium from ``$SPACES_CHROMIUM`` (default ``/usr/bin/chromium``); the
+    tests skip when it is missing. Playwright never downloads a browser here. Module
+    scope: Playwright's sync API allows one instance at a time, and other modules
+    start their own.
+``demo_hub`` (module)
+    A running :class:`DemoHub`: ``url``, ``password`` (the demo password), ``var``,
+    ``log()``. One hub per test module, stopped (with its sessions) afterwards.
+``new_page`` (function)
+    ``new_page(width=1280, height=800)``: a page in a fresh browser context (its own
+    cookies); JavaScript errors on the page fail the test.
+``login`` (function)
+    ``login(user, width=1280, height=800)``: a fresh page logged in through the hub's
+    login page as a demo user; it is on the Spaces app afterwards.
+``shot`` (function)
+    ``shot(page, name)`` saves a full-page screenshot to
+    ``test-artifacts/screenshots/<name>.png``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIG = REPO / "hub_config" / "jupyterhub_config.py"
+CHROMIUM = os.environ.get("SPACES_CHROMIUM", "/usr/bin/chromium")
+SCREENSHOTS = REPO / "test-artifacts" / "screenshots"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class DemoHub:
+    """``jupyterhub -f hub_config/jupyterhub_config.py`` with its ports and ``var/``
+    moved, nothing else changed."""
+
+    def __init__(self, var: Path):
+        self.var = var
+        self.url = f"http://127.0.0.1:{free_port()}"
+        self.ports = {"hub": free_port(), "proxy": free_port(), "service": free_port()}
+        self.log_path = var.parent / "jupyterhub.log"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 180) -> None:
+        env = dict(os.environ, SPACES_VAR_DIR=str(self.var), SPACES_SERVICE_PORT=str(self.ports["service"]))
+        env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable, "-m", "jupyterhub", "-f", str(CONFIG),
+                    f"--JupyterHub.bind_url={self.url}",
+                    f"--JupyterHub.hub_port={self.ports['hub']}",
+                    f"--ConfigurableHTTPProxy.api_url=http://127.0.0.1:{self.ports['proxy']}",
+                    # sessions end with the test hub
+                    "--JupyterHub.cleanup_servers=True",
+                ],
+                cwd=self.var, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"jupyterhub exited with {self.proc.returncode}:\n{self.log()[-4000:]}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise TimeoutError(f"the demo hub did not come up:\n{self.log()[-4000:]}")
+            try:
+                r = requests.get(f"{self.url}/services/spaces/api/v1/", timeout=2)
+                if r.status_code == 401 and "json" in r.headers.get("Content-Type", ""):
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.5)
+
+    @property
+    def password(self) -> str:
+        return (self.var / "demo-password").read_text().strip()
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        pid_file = self.var / "proxy.pid"
+        if pid_file.exists():
+            try:
+                os.kill(int(pid_file.read_text().strip()), signal.SIGTERM)
+            except (ValueError, ProcessLookupError):
+                pass
+        self.proc = None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"Chromium not found at {CHROMIUM}: apt-get install chromium")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def demo_hub(tmp_path_factory):
+    var = tmp_path_factory.mktemp("demo-hub") / "var"
+    var.mkdir()
+    hub = DemoHub(var)
+    hub.start()
+    try:
+        yield hub
+    finally:
+        hub.stop()
+
+
+@pytest.fixture
+def new_page(chromium):
+    contexts = []
+    errors: list[str] = []
+
+    def make(width: int = 1280, height: int = 800):
+        context = chromium.new_context(viewport={"width": width, "height": height})
+        context.set_default_timeout(30_000)
+        contexts.append(context)
+        page = context.new_page()
+        page.on("pageerror", lambda e: errors.append(f"{page.url}: {e}"))
+        return page
+
+    yield make
+    for context in contexts:
+        context.close()
+    assert not errors, "JavaScript errors on the page:\n" + "\n".join(errors)
+
+
+@pytest.fixture
+def login(demo_hub, new_page):
+    def do(user: str, width: int = 1280, height: int = 800):
+        page = new_page(width, height)
+        page.goto(f"{demo_hub.url}/hub/login")
+        page.fill("#username_input", user)
+        page.fill("#password_input", demo_hub.password)
+        page.click("#login_submit")
+        page.wait_for_url("**/services/spaces/**")
+        page.wait_for_selector("#view h1")
+        return page
+
+    return do
+
+
+@pytest.fixture
+def shot():
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+
+    def take(page, name: str) -> Path:
+        path = SCREENSHOTS / f"{name}.png"
+        page.screenshot(path=str(path), full_page=True)
+        return path
+
+    return take
