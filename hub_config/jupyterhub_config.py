@@ -54,6 +54,8 @@ c.Authenticator.admin_users = set(ADMIN_USERS)
 # users land on the Spaces app instead
 c.JupyterHub.spawner_class = "local-space"
 c.JupyterHub.allow_named_servers = True
+# answer a start at once (202) so the Spaces app can follow the spawn's progress live
+c.JupyterHub.tornado_settings = {"slow_spawn_timeout": 0}
 c.JupyterHub.default_url = f"/services/{SERVICE}/"
 c.Spawner.cmd = [str(BIN / "jupyterhub-singleuser")]
 c.Spawner.start_timeout = 120

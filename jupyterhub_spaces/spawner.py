@@ -528,7 +528,7 @@ def _sandbox_command(ctx: SessionContext) -> list[str]:
         raise web.HTTPError(
             503, "this hub has no Sandbox support installed: a sandbox session cannot start"
         )
-    missing = sandbox.missing_programs()
+    missing = sandbox.missing_programs(getattr(ctx.spawner, "config", None))
     if missing:
         raise web.HTTPError(
             503,

@@ -307,6 +307,11 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
             err = _Rollback()
             tx.__exit__(_Rollback, err, None)
 
+    def commit(self) -> None:
+        """Commit this request's transaction now, for work that must follow a durable
+        change but come before the response (a later use of ``db`` opens a new one)."""
+        self._end_transaction(commit=True)
+
     def finish(self, chunk=None):
         # commit before the response leaves: a failed commit becomes a 500 instead of
         # a success the database never saw

@@ -119,11 +119,12 @@ class CollaboratorHandler(APIHandler):
         space_id, slug = space.id, space.slug
         self.db.delete(member)
         self.audit("collaborator.remove", "space", space_id, user=name, role=member.role)
+        self.commit()
+        # a removed member loses the running session and their database login before
+        # the answer, not at the next reconcile
+        await self._cut_off(slug, space_id, name)
         self.set_status(204)
         self.finish()
-        # committed: a removed member loses the running session and their database
-        # login now, not at the next reconcile
-        await self._cut_off(slug, space_id, name)
 
     async def _cut_off(self, slug: str, space_id: int, name: str) -> None:
         try:
