@@ -254,6 +254,7 @@ def subscription_value(sub: orm.Subscription, user_name: str) -> policy.Subscrip
 
 
 def _subscriptions_statement():
+    # rows for subscription_values(); the caller binds the list "user_names"
     sub, user = orm.Subscription.__table__, orm.User.__table__
     product, asset = orm.Product.__table__, orm.Asset.__table__
     return (
@@ -270,13 +271,18 @@ def _subscriptions_statement():
     )
 
 
-_SUBSCRIPTIONS = _subscriptions_statement()
+SUBSCRIPTIONS = _subscriptions_statement()
 
 
 def user_subscriptions(db: Session, user_names: list[str]) -> list[policy.Subscription]:
     """Every subscription of ``user_names`` as policy values (one query, plain rows:
     this runs on every access decision)."""
-    rows = db.execute(_SUBSCRIPTIONS, {"user_names": list(user_names)})
+    return subscription_values(db.execute(SUBSCRIPTIONS, {"user_names": list(user_names)}))
+
+
+def subscription_values(rows) -> list[policy.Subscription]:
+    """Policy values from rows of (user name, product id, product name, asset id,
+    asset name, level, status, expires_at)."""
     return [
         policy.Subscription(
             user=name,

@@ -17,6 +17,7 @@ from sqlalchemy import func, literal, null, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from .. import orm
+from ..store import SUBSCRIPTIONS, subscription_values
 
 
 def _ns(**kw) -> SimpleNamespace:
@@ -117,41 +118,18 @@ def subscriptions_to(db: Session, user_names: list[str], keys: set[tuple[str, in
     """The subscriptions of ``user_names`` to the products and assets in ``keys``, as
     policy values: the database does the filtering, so a space's hundred members with
     a hundred subscriptions each come back as the few rows that matter."""
-    from .. import policy
-
     product_ids = sorted(i for kind, i in keys if kind == "product")
     asset_ids = sorted(i for kind, i in keys if kind == "asset")
     if not user_names or not (product_ids or asset_ids):
         return []
-    sub, user = orm.Subscription.__table__, orm.User.__table__
-    product, asset = orm.Product.__table__, orm.Asset.__table__
+    sub = orm.Subscription.__table__
     targets = []
     if product_ids:
         targets.append(sub.c.product_id.in_(product_ids))
     if asset_ids:
         targets.append(sub.c.asset_id.in_(asset_ids))
-    rows = db.execute(
-        select(user.c.name, sub.c.product_id, product.c.name, sub.c.asset_id, asset.c.name,
-               sub.c.level, sub.c.status, sub.c.expires_at)
-        .select_from(
-            sub.join(user, sub.c.user_id == user.c.id)
-            .outerjoin(product, product.c.id == sub.c.product_id)
-            .outerjoin(asset, asset.c.id == sub.c.asset_id)
-        )
-        .where(user.c.name.in_(user_names), or_(*targets))
-    )
-    return [
-        policy.Subscription(
-            user=name,
-            target=policy.Target("product", product_id, product_name)
-            if product_id is not None
-            else policy.Target("asset", asset_id, asset_name),
-            level=policy.Level(level),
-            status=policy.SubscriptionStatus(status),
-            expires_at=expires_at,
-        )
-        for name, product_id, product_name, asset_id, asset_name, level, status, expires_at in rows
-    ]
+    rows = db.execute(SUBSCRIPTIONS.where(or_(*targets)), {"user_names": list(user_names)})
+    return subscription_values(rows)
 
 
 def decide_all(spec, subscriptions, users, now, lineage_enforced: bool) -> dict:
