@@ -125,9 +125,11 @@ def profile_env(name: str, profile: dict, workers: int) -> dict[str, str]:
 
 
 def record_activation(
-    store: Store, space_id: int, user: str, state: str, mode: str | None = None, reason: str = ""
+    store: Store, space_id: int, user: str, state: str, mode: str | None = None, reason: str = "",
+    keep_reason: bool = False,
 ) -> None:
-    """Write the user's activation state of a space (one row per space and user)."""
+    """Write the user's activation state of a space (one row per space and user).
+    ``keep_reason`` keeps the reason already recorded (why the service stopped it)."""
     with store.transaction() as db:
         user_row = user_by_name(db, user)
         if user_row is None:
@@ -143,7 +145,8 @@ def record_activation(
         row.state = state
         if mode is not None:
             row.mode = mode
-        row.reason = reason
+        if not keep_reason:
+            row.reason = reason
         row.updated_at = utcnow()
 
 
@@ -475,7 +478,7 @@ class SpaceSpawnerMixin(Configurable):
                 await result
             if ctx is not None:
                 await session.stop_parts(ctx, parts)
-                record_activation(self.store, ctx.space_id, ctx.user, SUSPENDED)
+                record_activation(self.store, ctx.space_id, ctx.user, SUSPENDED, keep_reason=True)
 
         return after()
 

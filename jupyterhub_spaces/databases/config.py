@@ -87,9 +87,10 @@ class SpaceDatabases(Configurable):
 
     reconcile_interval = Integer(
         60,
-        help="Seconds between two reconcile runs in the service: each run revokes the "
-        "roles of members who were removed, lost their subscription or whose space was "
-        "deleted, and drops snapshots of interrupted publishes.",
+        help="Seconds between two reconcile runs in the service: each run stops the "
+        "running sessions the rules no longer allow, revokes the roles of members who "
+        "were removed, lost their subscription or whose space was deleted, and drops "
+        "snapshots of interrupted publishes. 0 turns the periodic runs off.",
     ).tag(config=True)
 
     def sqlite_root_for(self, catalog_url: str) -> str:

@@ -28,9 +28,11 @@ from traitlets.config import Application
 from .. import __version__
 from ..databases import DatabaseBackend, SpaceDatabases, backend
 from ..databases.lifecycle import Reconciler
+from ..hubapi import HubAPI
 from ..settings import SpacesSettings
 from ..store import DatabaseRevisionError, Store
 from .base import NotFoundHandler
+from .guard import SessionGuard
 from .handlers import MODULES
 
 
@@ -168,8 +170,11 @@ class SpacesService(Application):
         return routes
 
     def make_app(self) -> web.Application:
+        hub = HubAPI()
         return web.Application(
             self.handlers(),
+            spaces_hubapi=hub,
+            session_guard=SessionGuard(self.store, hub, self.spaces_settings.lineage_enforced),
             default_handler_class=NotFoundHandler,
             cookie_secret=self._cookie_secret(),
             hub_auth=self.hub_auth,
@@ -234,12 +239,16 @@ class SpacesService(Application):
             self.database_config.snapshot_prefix,
         )
         reconciler.start()
+        guard = asyncio.ensure_future(
+            _every(self.database_config.reconcile_interval, app.settings["session_guard"].run_safely)
+        )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
         reconciler.stop()
+        guard.cancel()
         server.stop()
         self.store.dispose()
 
@@ -248,6 +257,13 @@ class SpacesService(Application):
             self.write_config_file()
             return
         asyncio.run(self.serve())
+
+
+async def _every(seconds: float, job) -> None:
+    """Run ``job`` every ``seconds`` (never when ``seconds`` is 0)."""
+    while seconds > 0:
+        await asyncio.sleep(seconds)
+        await job()
 
 
 def _redact(url: str) -> str:

@@ -199,9 +199,13 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
     @property
     def hub(self) -> HubAPI:
         """The hub's REST API, called with the service's own token."""
-        if "spaces_hubapi" not in self.settings:
-            self.settings["spaces_hubapi"] = HubAPI()
         return self.settings["spaces_hubapi"]
+
+    @property
+    def guard(self):
+        """The :class:`~jupyterhub_spaces.service.guard.SessionGuard`: run it after a
+        change that can take a running session out of the rules."""
+        return self.settings["session_guard"]
 
     @property
     def databases(self) -> DatabaseBackend:

@@ -379,3 +379,40 @@ def test_failed_activation_shows_failed_with_its_reason(space_hub):
     status = api_json(bob.get(f"{API}spaces/{sid}/status"))
     assert status["state"] == "failed" and status["mode"] == "sandbox", status
     assert all(program in status["reason"] for program in missing)
+
+
+def test_running_sessions_stop_when_the_rules_change_under_them(space_hub, alice):
+    """A session started as a workbench must not outlive the rules that allowed it:
+    lowering alice's weather subscription to spaces-only, then revoking it, stops her
+    running session before the admin's request returns, with the reason audited."""
+    admin = space_hub.token_session("admin")
+    sid = space_id(space_hub, "retail-forecasting")
+    mine = api_json(admin.get(f"{API}subscriptions?user=alice"))["items"]
+    [weather] = [s for s in mine if s["target"]["name"] == "weather"]
+    url = f"{API}subscriptions/{weather['id']}"
+
+    def running() -> bool:
+        server = servers(space_hub, "alice").get("retail-forecasting") or {}
+        return bool(server.get("ready")) and server.get("pending") != "stop"
+
+    def activate():
+        assert alice.post(f"{API}spaces/{sid}/activate").status_code in (200, 202)
+        assert wait_status(alice, sid, "active")["mode"] == "workbench"
+
+    try:
+        activate()
+        assert api_json(admin.patch(url, json={"level": "spaces"}))["level"] == "spaces"
+        assert not running()
+        assert "sandbox" in wait_status(alice, sid, "suspended")["reason"]
+        assert api_json(admin.patch(url, json={"level": "full"}))["level"] == "full"
+        activate()
+        assert api_json(admin.patch(url, json={"status": "revoked"}))["status"] == "revoked"
+        assert not running()
+        wait_status(alice, sid, "suspended")
+    finally:
+        admin.patch(url, json={"status": "active", "level": "full"})
+    events = api_json(admin.get(f"{API}audit?action=session.stop"))["items"]
+    reasons = [e["detail"]["reason"] for e in events if e["detail"]["user"] == "alice"]
+    assert len(reasons) == 2, events
+    assert any(r.startswith("the session started as workbench") and "sandbox" in r for r in reasons), reasons
+    assert any(r.startswith("locked") and "weather" in r for r in reasons), reasons

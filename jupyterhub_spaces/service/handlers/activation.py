@@ -115,7 +115,7 @@ class ActivationBase(APIHandler):
         elif row and row["state"] == "failed":
             state, reason = "failed", row["reason"]
         elif row:
-            state = "suspended"
+            state, reason = "suspended", row["reason"]
         else:
             state = "inactive"
         prefix = self.service.service_prefix

@@ -21,7 +21,6 @@ from sqlalchemy.exc import IntegrityError
 
 from ... import orm, policy
 from ...databases.lifecycle import revoke_member
-from ...hubapi import HubUnavailable
 from ..base import APIError, APIHandler, Field
 from ..models import collaborator_model
 from .users import visible_user
@@ -116,23 +115,18 @@ class CollaboratorHandler(APIHandler):
         action = "read" if name == self.user_name else "manage_collaborators"
         space, _ = self.space_for(space_id, action, lock=True)
         member = self._target(space, name, "collaborator.remove")
-        space_id, slug = space.id, space.slug
+        space_id = space.id
         self.db.delete(member)
         self.audit("collaborator.remove", "space", space_id, user=name, role=member.role)
         self.commit()
         # a removed member loses the running session and their database login before
         # the answer, not at the next reconcile
-        await self._cut_off(slug, space_id, name)
+        await self._cut_off(space_id, name)
         self.set_status(204)
         self.finish()
 
-    async def _cut_off(self, slug: str, space_id: int, name: str) -> None:
-        try:
-            r = await self.hub.stop_server(name, slug)
-            if not r.ok and r.status != 404:
-                log.warning("stopping %s's session of space %s failed: %s", name, space_id, r.message)
-        except HubUnavailable as e:
-            log.warning("stopping %s's session of space %s failed: %s", name, space_id, e)
+    async def _cut_off(self, space_id: int, name: str) -> None:
+        await self.guard.run_safely()
         try:
             await asyncio.to_thread(revoke_member, self.databases, space_id, name)
         except Exception:

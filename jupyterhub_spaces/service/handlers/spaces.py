@@ -263,7 +263,13 @@ class SpaceHandler(SpaceAPIHandler):
             self.audit("space.update", "space", space.id, role=role.value, changed=changed)
         space = self.reload(space.id)
         decision = self.decisions_for([space], self.user_name)[space.id]
-        self.write_json(space_model(space, role.value, decision))
+        model = space_model(space, role.value, decision)
+        if "products" in changed:
+            # new data can lock a running member out, or turn their workbench into a
+            # sandbox: their session stops before the answer
+            self.commit()
+            await self.guard.run_safely()
+        self.write_json(model)
 
     async def delete(self, space_id):
         # owner only; never while a session of the space runs

@@ -216,7 +216,13 @@ class SubscriptionHandler(APIHandler):
                 action, target[0], target[1], user=sub.user.name, subscription=sub.id,
                 **{k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in after.items()},
             )
-        self.write_json(subscription_model(sub))
+        model = subscription_model(sub)
+        if after != before:
+            # a revoked, lowered or shortened subscription stops the sessions it no
+            # longer allows before the answer
+            self.commit()
+            await self.guard.run_safely()
+        self.write_json(model)
 
     async def delete(self, sub_id):
         # the requester withdraws a pending request
