@@ -26,91 +26,18 @@ Fixtures
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-import requests
 
 REPO = Path(__file__).resolve().parents[2]
-CONFIG = REPO / "hub_config" / "jupyterhub_config.py"
+sys.path.insert(0, str(REPO / "tests" / "integration"))
+
+from demo_hub import DemoHub  # noqa: E402
+
 CHROMIUM = os.environ.get("SPACES_CHROMIUM", "/usr/bin/chromium")
 SCREENSHOTS = REPO / "test-artifacts" / "screenshots"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class DemoHub:
-    """``jupyterhub -f hub_config/jupyterhub_config.py`` with its ports and ``var/``
-    moved, nothing else changed."""
-
-    def __init__(self, var: Path):
-        self.var = var
-        self.url = f"http://127.0.0.1:{free_port()}"
-        self.ports = {"hub": free_port(), "proxy": free_port(), "service": free_port()}
-        self.log_path = var.parent / "jupyterhub.log"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self, timeout: float = 180) -> None:
-        env = dict(os.environ, SPACES_VAR_DIR=str(self.var), SPACES_SERVICE_PORT=str(self.ports["service"]))
-        env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                [
-                    sys.executable, "-m", "jupyterhub", "-f", str(CONFIG),
-                    f"--JupyterHub.bind_url={self.url}",
-                    f"--JupyterHub.hub_port={self.ports['hub']}",
-                    f"--ConfigurableHTTPProxy.api_url=http://127.0.0.1:{self.ports['proxy']}",
-                    # sessions end with the test hub
-                    "--JupyterHub.cleanup_servers=True",
-                ],
-                cwd=self.var, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            )
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"jupyterhub exited with {self.proc.returncode}:\n{self.log()[-4000:]}")
-            if time.monotonic() > deadline:
-                self.stop()
-                raise TimeoutError(f"the demo hub did not come up:\n{self.log()[-4000:]}")
-            try:
-                r = requests.get(f"{self.url}/services/spaces/api/v1/", timeout=2)
-                if r.status_code == 401 and "json" in r.headers.get("Content-Type", ""):
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.5)
-
-    @property
-    def password(self) -> str:
-        return (self.var / "demo-password").read_text().strip()
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
-        pid_file = self.var / "proxy.pid"
-        if pid_file.exists():
-            try:
-                os.kill(int(pid_file.read_text().strip()), signal.SIGTERM)
-            except (ValueError, ProcessLookupError):
-                pass
-        self.proc = None
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
 @pytest.fixture(scope="module")

@@ -6,119 +6,25 @@ directory), with the real proxy and the spaces service managed by the hub.
 from __future__ import annotations
 
 import html
-import os
-import re
-import signal
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
-import requests
 from sqlalchemy import select
+
+from demo_hub import DemoHub
 
 from jupyterhub_spaces import orm
 from jupyterhub_spaces.store import Store
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[2]
-CONFIG = REPO / "hub_config" / "jupyterhub_config.py"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class EmbeddedHub:
-    """``jupyterhub -f hub_config/jupyterhub_config.py`` in a temporary var directory."""
-
-    def __init__(self, var: Path):
-        self.var = var
-        self.url = f"http://127.0.0.1:{free_port()}"
-        self.ports = dict(hub=free_port(), proxy=free_port(), service=free_port())
-        self.log_path = var.parent / f"{var.name}-jupyterhub.log"
-        self.proc = None
-
-    def start(self, timeout=120):
-        env = dict(os.environ, SPACES_VAR_DIR=str(self.var), SPACES_SERVICE_PORT=str(self.ports["service"]))
-        # the hub finds jupyterhub-singleuser and the service next to its Python
-        env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "jupyterhub",
-                    "-f",
-                    str(CONFIG),
-                    f"--JupyterHub.bind_url={self.url}",
-                    f"--JupyterHub.hub_port={self.ports['hub']}",
-                    f"--ConfigurableHTTPProxy.api_url=http://127.0.0.1:{self.ports['proxy']}",
-                ],
-                cwd=self.var,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.proc.poll() is not None:
-                pytest.fail(f"jupyterhub exited with {self.proc.returncode}:\n{self.log()[-4000:]}")
-            if time.monotonic() > deadline:
-                self.stop()
-                pytest.fail(f"the embedded hub did not come up:\n{self.log()[-4000:]}")
-            try:
-                # the spaces service answers through the proxy
-                r = requests.get(f"{self.url}/services/spaces/api/v1/", timeout=2)
-                if r.status_code == 401 and "json" in r.headers.get("Content-Type", ""):
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.5)
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
-        # the proxy may outlive the hub (cleanup_servers=False keeps sessions, not it)
-        pid_file = self.var / "proxy.pid"
-        if pid_file.exists():
-            try:
-                os.kill(int(pid_file.read_text().strip()), signal.SIGTERM)
-            except (ValueError, ProcessLookupError):
-                pass
-        self.proc = None
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def login(self, user: str, password: str) -> tuple[requests.Session, requests.Response]:
-        s = requests.Session()
-        r = s.get(f"{self.url}/hub/login", timeout=30)
-        xsrf = re.search(r'name="_xsrf"\s+value="([^"]+)"', r.text)
-        data = {"username": user, "password": password}
-        if xsrf:
-            data["_xsrf"] = xsrf.group(1)
-        r = s.post(f"{self.url}/hub/login", data=data, timeout=60)
-        return s, r
 
 
 @pytest.fixture(scope="module")
 def embedded(tmp_path_factory):
     var = tmp_path_factory.mktemp("embedded") / "var"
     var.mkdir()
-    hub = EmbeddedHub(var)
+    hub = DemoHub(var)
     hub.start()
     try:
         yield hub
