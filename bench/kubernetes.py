@@ -34,7 +34,6 @@ sys.path.insert(0, str(ROOT / "tests" / "integration"))
 from cluster import ControlPlane, missing_binaries, start_kubelet  # noqa: E402
 from spaces_hub import SpacesHub  # noqa: E402
 
-SERVICE_ROLE = ["servers", "read:users", "admin:server_state", "access:servers"]
 COMMON = """
 c.JupyterHub.allow_named_servers = True
 c.{cls}.namespace = {namespace!r}
@@ -53,9 +52,8 @@ c.KubeSpawner.storage_capacity = "10Gi"
 """
 SPACES = COMMON + """
 c.JupyterHub.spawner_class = "kube-space"
-c.JupyterHub.load_roles.append(
-    {{"name": "spaces-service", "scopes": {role!r}, "services": ["spaces"]}}
-)
+from jupyterhub_spaces.hub_roles import service_role
+c.JupyterHub.load_roles.append(service_role())
 c.KubeSpaceSpawner.assets_volume = {{"persistentVolumeClaim": {{"claimName": "spaces-assets"}}}}
 """
 
@@ -166,7 +164,6 @@ def main(argv: list[str] | None = None) -> int:
         spaces = SpacesHub(work / "hub-spaces", db_url, spaces_config=spaces_config,
                            extra_config=SPACES.format(cls="KubeSpaceSpawner",
                                                       namespace="bench-spaces",
-                                                      role=SERVICE_ROLE,
                                                       jupyter_config=str(jupyter_config)))
         for hub in (bare, spaces):
             hub.start()

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from jupyterhub_spaces.demo import ADMIN_USERS
+from jupyterhub_spaces.hub_roles import ADMIN_SCOPE, CUSTOM_SCOPES, SERVICE, service_role
 
 c = get_config()  # noqa: F821
 
@@ -24,8 +25,6 @@ ROOT = HERE.parent
 VAR = Path(os.environ.get("SPACES_VAR_DIR") or ROOT / "var")
 BIN = Path(sys.executable).parent
 SPACES_CONFIG = HERE / "spaces_config.py"
-SERVICE = "spaces"
-ADMIN_SCOPE = "custom:spaces:admin"
 
 load_subconfig(str(SPACES_CONFIG))  # noqa: F821
 
@@ -62,9 +61,7 @@ c.Spawner.start_timeout = 120
 c.LocalSpaceSpawner.home_dir_template = str(VAR / "spaces-home" / "{username}" / "{space}")
 
 # -- permissions
-c.JupyterHub.custom_scopes = {
-    ADMIN_SCOPE: {"description": "Administer jupyterhub-spaces: subscriptions, audit log."},
-}
+c.JupyterHub.custom_scopes = dict(CUSTOM_SCOPES)
 # every user may use the Spaces app and API
 c.JupyterHub.extra_user_scopes = [f"access:services!service={SERVICE}"]
 c.JupyterHub.load_roles = [
@@ -74,21 +71,7 @@ c.JupyterHub.load_roles = [
         "scopes": [ADMIN_SCOPE],
         "users": list(ADMIN_USERS),
     },
-    {
-        "name": "spaces-service",
-        "description": "The spaces service starts and stops space sessions for users.",
-        "scopes": [
-            "list:users",
-            "read:users",
-            "read:servers",
-            "servers",
-            "delete:servers",
-            "access:servers",
-            # where a session listens and its own token, for its tools' status
-            "admin:server_state",
-        ],
-        "services": [SERVICE],
-    },
+    service_role(SERVICE),
     {
         "name": "idle-culler",
         "description": "Stops sessions idle for an hour.",

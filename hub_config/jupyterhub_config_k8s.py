@@ -17,6 +17,8 @@ from pathlib import Path
 
 import yaml
 
+from jupyterhub_spaces.hub_roles import ADMIN_SCOPE, CUSTOM_SCOPES, SERVICE, service_role
+
 c = get_config()  # noqa: F821
 
 ROOT = Path(os.environ.get("SPACES_CONFIG_DIR", "/usr/local/etc/jupyterhub-spaces"))
@@ -24,8 +26,6 @@ values = yaml.safe_load((ROOT / "values" / "values.yaml").read_text())
 spaces = values["spaces"]
 sandbox = values["sessions"]["sandbox"]
 oauth = values["oauth"]
-SERVICE = "spaces"
-ADMIN_SCOPE = "custom:spaces:admin"
 
 
 def secret(name, key):
@@ -92,26 +92,10 @@ if oauth["enabled"]:
     c.SpacesOAuthenticator.admin_claim_values = set(oauth["adminClaimValues"])
 
 # -- permissions (added to what the Zero to JupyterHub values set)
-c.JupyterHub.custom_scopes.update(
-    {ADMIN_SCOPE: {"description": "Administer jupyterhub-spaces: subscriptions, audit log."}}
-)
+c.JupyterHub.custom_scopes.update(CUSTOM_SCOPES)
 c.JupyterHub.extra_user_scopes.append(f"access:services!service={SERVICE}")
 c.JupyterHub.load_roles.append(
-    {
-        "name": "spaces-service",
-        "description": "The spaces service starts and stops space sessions for users.",
-        "scopes": [
-            "list:users",
-            "read:users",
-            "read:servers",
-            "servers",
-            "delete:servers",
-            "access:servers",
-            # where a session listens and its own token, for its tools' status
-            "admin:server_state",
-        ],
-        "services": [SERVICE],
-    }
+    service_role(SERVICE)
 )
 
 # -- the Spaces API and web app, in the hub pod; the proxy reaches it through the

@@ -22,14 +22,12 @@ from jupyterhub_spaces.store import Store
 pytestmark = pytest.mark.slow
 
 RACE = 20
-SERVICE_ROLE = ["servers", "read:users", "admin:server_state"]
 
 SPAWNER_CONFIG = """
 c.JupyterHub.spawner_class = "local-space"
 c.JupyterHub.allow_named_servers = True
-c.JupyterHub.load_roles.append(
-    {"name": "spaces-service", "scopes": %r, "services": ["spaces"]}
-)
+from jupyterhub_spaces.hub_roles import service_role
+c.JupyterHub.load_roles.append(service_role())
 c.Spawner.cmd = [sys.executable, "-m", "jupyterhub.singleuser"]
 c.Spawner.start_timeout = 120
 c.Spawner.http_timeout = 120
@@ -59,7 +57,7 @@ def start_space_hub(workdir: Path, extra_config: str = "", db_url: str | None = 
     h = SpacesHub(
         workdir,
         db_url,
-        extra_config=SPAWNER_CONFIG % (SERVICE_ROLE, str(workdir / "homes" / "{username}" / "{space}"))
+        extra_config=SPAWNER_CONFIG % (str(workdir / "homes" / "{username}" / "{space}"))
         + extra_config,
         spaces_config=f"c.SpacesSettings.source_db_url = {settings.source_db_url!r}\n",
     )

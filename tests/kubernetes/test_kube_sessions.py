@@ -29,7 +29,6 @@ spawner_module = pytest.importorskip("jupyterhub_spaces.spawner")
 if not hasattr(spawner_module.KubeSpaceSpawner, "network_policy"):
     pytest.skip("KubeSpaceSpawner needs kubespawner", allow_module_level=True)
 
-SERVICE_ROLE = ["servers", "read:users", "admin:server_state", "access:servers"]
 ASSETS_CLAIM = "spaces-assets"
 SHARED_CLAIM = "spaces-shared"
 GUACD_IMAGE = "guacamole/guacd:1.5.5"
@@ -37,9 +36,8 @@ GUACD_IMAGE = "guacamole/guacd:1.5.5"
 KUBE_CONFIG = """
 c.JupyterHub.spawner_class = "kube-space"
 c.JupyterHub.allow_named_servers = True
-c.JupyterHub.load_roles.append(
-    {{"name": "spaces-service", "scopes": {role!r}, "services": ["spaces"]}}
-)
+from jupyterhub_spaces.hub_roles import service_role
+c.JupyterHub.load_roles.append(service_role())
 c.KubeSpaceSpawner.namespace = {namespace!r}
 c.KubeSpaceSpawner.image = "jupyterhub-spaces/workbench:0.1.0"
 c.KubeSpaceSpawner.cmd = [sys.executable, "-m", "jupyterhub.singleuser"]
@@ -97,7 +95,7 @@ def kube_hub(kubelet, kubeconfig, kube_namespace, tmp_path_factory):
         '{"ServerApp": {"allow_root": true}}')
     hub = SpacesHub(
         workdir, db_url,
-        extra_config=KUBE_CONFIG.format(role=SERVICE_ROLE, namespace=namespace,
+        extra_config=KUBE_CONFIG.format(namespace=namespace,
                                         assets=ASSETS_CLAIM, shared=SHARED_CLAIM,
                                         guacd=GUACD_IMAGE,
                                         jupyter_config=str(jupyter_config)),

@@ -31,13 +31,11 @@ from db_roles import drop_roles
 
 pytestmark = pytest.mark.slow
 
-SERVICE_ROLE = ["servers", "read:users", "admin:server_state", "access:servers"]
 SPAWNER_CONFIG = """
 c.JupyterHub.spawner_class = "local-space"
 c.JupyterHub.allow_named_servers = True
-c.JupyterHub.load_roles.append(
-    {"name": "spaces-service", "scopes": %r, "services": ["spaces"]}
-)
+from jupyterhub_spaces.hub_roles import service_role
+c.JupyterHub.load_roles.append(service_role())
 c.Spawner.cmd = [sys.executable, "-m", "jupyterhub.singleuser"]
 c.Spawner.start_timeout = 120
 c.Spawner.http_timeout = 120
@@ -77,7 +75,7 @@ def wired_hub(request, tmp_path_factory):
         h = SpacesHub(
             workdir,
             db_url,
-            extra_config=SPAWNER_CONFIG % (SERVICE_ROLE, str(workdir / "homes" / "{username}" / "{space}")),
+            extra_config=SPAWNER_CONFIG % (str(workdir / "homes" / "{username}" / "{space}")),
             spaces_config=f"c.SpacesSettings.source_db_url = {source_url!r}\n" + dbs_config,
         )
         h.start()
