@@ -76,15 +76,13 @@ def wait_for_pixel(page, xy, rgba, timeout=30):
 
 def test_client_draws_types_and_gets_no_clipboard(hub, guacd, browser):
     page = browser.new_page(viewport={"width": 900, "height": 700})
-    page.goto(f"{hub.url}/hub/login")
+    # log in straight into the sandbox page: one page load, so one tunnel
+    page.goto(f"{hub.url}/hub/login?next=/user/{OWNER}/")
     page.fill("input[name=username]", OWNER)
     page.fill("input[name=password]", PASSWORD)
     page.click("input[type=submit], button[type=submit]")
-    page.wait_for_url(lambda url: "/hub/login" not in url)
-    page.goto(f"{hub.url}/user/{OWNER}/")
+    page.wait_for_url(f"{hub.url}/user/{OWNER}/**")
     assert page.locator(".badge").inner_text() == "SANDBOX"
-
-    # the hub's redirect after login may have opened the page (and a tunnel) already
     page.wait_for_function("document.body.dataset.state === '2'", timeout=30000)
     session = guacd.live_session()
     # the page asked for the size of its screen area; the gateway passed it on
