@@ -86,24 +86,26 @@ class SessionGuard:
         with self.store.transaction() as db:
             return sessions_to_stop(db, self.lineage_enforced)
 
-    def _record(self, stop: Stop, audited: bool) -> None:
-        """The session is suspended, with the reason (so the next run leaves it)."""
+    def _record(self, stop: Stop, stopped: bool) -> None:
+        """The session is suspended, with the reason (so the next run leaves it). The
+        spawner may have recorded the suspension already, without a reason."""
+        states = (*RUNNING, "suspended") if stopped else RUNNING
         with self.store.transaction() as db:
             db.execute(
                 update(orm.Activation)
                 .where(
                     orm.Activation.space_id == stop.space_id,
                     orm.Activation.user_id == select(orm.User.id).where(orm.User.name == stop.user).scalar_subquery(),
-                    orm.Activation.state.in_(RUNNING),
+                    orm.Activation.state.in_(states),
                 )
                 .values(state="suspended", reason=stop.reason, updated_at=utcnow())
             )
-            if audited:
+            if stopped:
                 audit(db, "spaces", "session.stop", "space", stop.space_id, user=stop.user, reason=stop.reason)
 
     async def run_once(self) -> list[Stop]:
         async with self._lock:
-            stopped = []
+            done = []
             for stop in await asyncio.to_thread(self._find):
                 try:
                     r = await self.hub.stop_server(stop.user, stop.slug)
@@ -114,11 +116,11 @@ class SessionGuard:
                     log.warning("stopping %s's session of %s failed: %s", stop.user, stop.slug, r.message)
                     continue
                 # (404: the hub runs no such session, the record was out of date)
-                await asyncio.to_thread(self._record, stop, audited=r.ok)
+                await asyncio.to_thread(self._record, stop, stopped=r.ok)
                 if r.ok:
                     log.info("stopped %s's session of %s: %s", stop.user, stop.slug, stop.reason)
-                    stopped.append(stop)
-            return stopped
+                    done.append(stop)
+            return done
 
     async def run_safely(self) -> None:
         """:meth:`run_once`, logging instead of raising (for after a request's change)."""
