@@ -9,10 +9,12 @@ whole product of its first source too). A space holds one derived asset at the b
 Then, in one run and on one catalog, times ``--repeat`` times each:
 
 (baseline) a plain primary-key lookup of an asset, in its own transaction;
-(a) the access check for the space: load it, walk the lineage of its derived asset
-    (one recursive query), decide (``store.decide`` with lineage enforced); printed
-    next to the same check for a space holding one primary asset, to show what the
-    lineage adds;
+(a) the access check for the space as ``GET /api/v1/spaces/{id}/access`` runs it:
+    load it as plain rows, walk the lineage of its derived asset (one recursive
+    query), read the subscriptions that can matter, decide with lineage enforced;
+    printed next to the same check for a space holding one primary asset, to show
+    what the lineage adds, and to the spawner's way (the space as ORM objects,
+    ``store.decide``), which runs once per activation;
 (b) the lineage API call's work: both recursive queries for the bottom asset, node
     details, and the JSON body (``GET /api/v1/assets/{id}/lineage`` without HTTP).
 
@@ -36,11 +38,13 @@ import tempfile
 import time
 import uuid
 
-from sqlalchemy import create_engine, insert, select
+from sqlalchemy import create_engine, insert
 
 from jupyterhub_spaces import orm
 from jupyterhub_spaces.databases.lineage import lineage
-from jupyterhub_spaces.store import Store, decide, space_query
+from jupyterhub_spaces.service.queries import decide_all, required_keys, space_views, subscriptions_to
+from jupyterhub_spaces.store import Store, decide, space_query, space_spec
+from jupyterhub_spaces.utils import utcnow
 
 PRODUCTS = 100
 PER_PRODUCT = 5
@@ -136,13 +140,23 @@ def run(url: str, repeat: int) -> bool:
             db.get(orm.Asset, primary)
 
     def check(sid):
+        # what GET /api/v1/spaces/{id}/access runs: the space as plain rows, its
+        # lineage, the subscriptions that can matter, the decision
         def access_check():
             with store.transaction() as db:
-                space = db.scalar(space_query().where(orm.Space.id == sid))
-                decision = decide(db, ["ann"], space, lineage_enforced=True)["ann"]
+                spec = space_spec(db, space_views(db, [sid])[sid])
+                subs = subscriptions_to(db, ["ann"], required_keys([spec], True))
+                decision = decide_all(spec, subs, ["ann"], utcnow(), True)["ann"]
                 assert decision.mode.value == "workbench", decision.reason
 
         return access_check
+
+    def spawner_check():
+        # what the spawner runs once per activation: the space as ORM objects
+        with store.transaction() as db:
+            space = db.scalar(space_query().where(orm.Space.id == space_id))
+            decision = decide(db, ["ann"], space, lineage_enforced=True)["ann"]
+            assert decision.mode.value == "workbench", decision.reason
 
     def lineage_call():
         with store.transaction() as db:
@@ -155,6 +169,7 @@ def run(url: str, repeat: int) -> bool:
     base, base_cpu = timed(pk_lookup, repeat)
     plain, plain_cpu = timed(check(plain_id), repeat)
     access, access_cpu = timed(check(space_id), repeat)
+    spawner, spawner_cpu = timed(spawner_check, repeat)
     api, api_cpu = timed(lineage_call, repeat)
     b50, b99 = p(base, 50), p(base, 99)
     print(f"  load average now: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
@@ -163,6 +178,7 @@ def run(url: str, repeat: int) -> bool:
         ("primary-key lookup (baseline)", base, base_cpu),
         ("access check, one primary asset", plain, plain_cpu),
         ("access check, derived at depth 20", access, access_cpu),
+        ("  same, as the spawner loads it", spawner, spawner_cpu),
         ("lineage API call", api, api_cpu),
     ):
         v50, v99 = p(values, 50), p(values, 99)
