@@ -35,8 +35,8 @@ elif [[ "${SPACES_SKIP_SANDBOX_APT:-}" == "1" ]] || [[ $(id -u) != 0 ]] || ! com
     echo "sandbox: not installing ${need[*]} (install them to run sandbox sessions locally)"
 else
     echo "sandbox: installing ${need[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+    . "${SPACES_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}/scripts/lib/apt.sh"
+    apt_install "${need[@]}" >/dev/null
 fi
 if command -v guacd >/dev/null; then
     echo "sandbox: guacd $(guacd -v 2>&1 | head -1)"

@@ -25,34 +25,15 @@ GOROOT_DIR=/usr/lib/go-1.19
 
 log() { echo "[kube-apiserver] $*" >&2; }
 
-as_root() {
-    if [[ "$(id -u)" == 0 ]]; then "$@"; else sudo "$@"; fi
-}
-
-# apt-get waits for another package manager run instead of failing at once.
-apt_get() {
-    as_root env DEBIAN_FRONTEND=noninteractive \
-        apt-get -o DPkg::Lock::Timeout=900 -o Acquire::Retries=3 "$@"
-}
-
-missing_packages() {
-    local pkg
-    for pkg in "$@"; do
-        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \
-            || echo "$pkg"
-    done
-}
+. "${SPACES_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}/scripts/lib/apt.sh"
 
 ensure_packages() {
     local missing
-    missing=$(missing_packages "$@")
+    missing=$(apt_missing "$@")
     [[ -z "$missing" ]] && return 0
-    # A fresh machine may never have run `apt-get update`: do it only when needed.
-    if ! apt-cache show $missing >/dev/null 2>&1; then
-        apt_get update -q
-    fi
     log "installing: $missing"
-    apt_get install -y -q --no-install-recommends $missing
+    # shellcheck disable=SC2086  # one word per package
+    apt_install $missing
 }
 
 ensure_source_index() {
