@@ -5,7 +5,6 @@ sends typed keys, and never receives guacd's clipboard."""
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -13,7 +12,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
-from sandbox_hub import OWNER, PASSWORD, SandboxHub, ThreadedGuacd  # noqa: E402
+from sandbox_hub import OWNER, PASSWORD, guacd, hub  # noqa: E402,F401  (fixtures)
 
 CHROMIUM = os.environ.get("SPACES_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -22,24 +21,6 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"Chromium not found at {CHROMIUM} (apt-get install chromium)"),
 ]
-
-
-@pytest.fixture(scope="module")
-def guacd():
-    g = ThreadedGuacd()
-    yield g
-    g.close()
-
-
-@pytest.fixture(scope="module")
-def hub(tmp_path_factory, guacd):
-    h = SandboxHub(tmp_path_factory.mktemp("sandbox-browser-hub"), guacd.port)
-    h.start()
-    try:
-        h.start_server(OWNER)
-        yield h
-    finally:
-        h.stop()
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 import requests
 
 from jupyterhub_spaces.sandbox.scripted_guacd import PeerSession, ScriptedGuacd
@@ -209,3 +210,25 @@ class SandboxHub:
         if r.status_code != 302:
             raise RuntimeError(f"login of {user} failed: {r.status_code}")
         return s
+
+
+# Fixtures for test modules that import them: one scripted guacd and one hub, whose
+# owner's server (the gateway) is started, per module.
+
+
+@pytest.fixture(scope="module")
+def guacd():
+    g = ThreadedGuacd()
+    yield g
+    g.close()
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory, guacd):
+    h = SandboxHub(tmp_path_factory.mktemp("sandbox-hub"), guacd.port)
+    h.start()
+    try:
+        h.start_server(OWNER)
+        yield h
+    finally:
+        h.stop()

@@ -11,29 +11,11 @@ import pytest
 from tornado import httpclient, websocket
 
 sys.path.insert(0, str(Path(__file__).parent))
-from sandbox_hub import ADMIN, OTHER, OWNER, SandboxHub, ThreadedGuacd  # noqa: E402
+from sandbox_hub import ADMIN, OTHER, OWNER, guacd, hub  # noqa: E402,F401  (fixtures)
 
 from jupyterhub_spaces.sandbox.protocol import Parser  # noqa: E402
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def guacd():
-    g = ThreadedGuacd()
-    yield g
-    g.close()
-
-
-@pytest.fixture(scope="module")
-def hub(tmp_path_factory, guacd):
-    h = SandboxHub(tmp_path_factory.mktemp("sandbox-hub"), guacd.port)
-    h.start()
-    try:
-        h.start_server(OWNER)
-        yield h
-    finally:
-        h.stop()
 
 
 def page(hub, user=None):
