@@ -34,7 +34,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "integration"))
 
-from demo_hub import DemoHub  # noqa: E402
+from demo_hub import demo_hub  # noqa: E402,F401  (the fixture)
 
 CHROMIUM = os.environ.get("SPACES_CHROMIUM", "/usr/bin/chromium")
 SCREENSHOTS = REPO / "test-artifacts" / "screenshots"
@@ -53,18 +53,6 @@ def chromium():
         )
         yield browser
         browser.close()
-
-
-@pytest.fixture(scope="module")
-def demo_hub(tmp_path_factory):
-    var = tmp_path_factory.mktemp("demo-hub") / "var"
-    var.mkdir()
-    hub = DemoHub(var)
-    hub.start()
-    try:
-        yield hub
-    finally:
-        hub.stop()
 
 
 @pytest.fixture

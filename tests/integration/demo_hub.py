@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import requests
 
 REPO = Path(__file__).resolve().parents[2]
@@ -101,3 +102,17 @@ class DemoHub:
             data["_xsrf"] = xsrf.group(1)
         r = s.post(f"{self.url}/hub/login", data=data, timeout=60)
         return s, r
+
+
+@pytest.fixture(scope="module")
+def demo_hub(tmp_path_factory):
+    """A running :class:`DemoHub` for the test module, stopped (with its sessions)
+    afterwards."""
+    var = tmp_path_factory.mktemp("demo-hub") / "var"
+    var.mkdir()
+    hub = DemoHub(var)
+    hub.start()
+    try:
+        yield hub
+    finally:
+        hub.stop()
