@@ -113,16 +113,33 @@ async def test_desktop_xvnc_is_loopback_only_password_protected_and_clipboard_of
     assert not os.path.exists(desktop._tmp)
 
 
-@needs("guacd", "Xvnc", "vncpasswd", "openbox", "xterm", "xclip")
+async def wait_for_window(env: dict, window_class: str, process, timeout: float = 20) -> None:
+    """Wait until a visible window of ``window_class`` is mapped on ``env``'s display."""
+    finder = await asyncio.create_subprocess_exec(
+        "xdotool", "search", "--sync", "--onlyvisible", "--class", window_class,
+        env=env, stdout=subprocess.DEVNULL,
+    )
+    try:
+        await asyncio.wait_for(finder.wait(), timeout)
+    except asyncio.TimeoutError:
+        finder.kill()
+        await finder.wait()
+        pytest.fail(f"no visible {window_class} window after {timeout} s (exit status {process.returncode})")
+
+
+@needs("guacd", "Xvnc", "vncpasswd", "openbox", "xterm", "xclip", "xdotool")
 async def test_real_guacd_typed_command_reaches_desktop_and_clipboard_never_leaves(tmp_path):
     settings = SandboxSettings()
     desktop = Desktop(settings, home=str(tmp_path), name="test", width=800, height=600)
     marker = tmp_path / "typed.txt"
     try:
-        await desktop.start({"PATH": os.environ["PATH"]}, lab=False)
-        env = {"PATH": os.environ["PATH"], "DISPLAY": desktop.display, "HOME": str(tmp_path)}
+        # the environment a real session keeps: a guacd built elsewhere may need
+        # LD_LIBRARY_PATH (or similar) to load its VNC plugin
+        await desktop.start(dict(os.environ), lab=False)
+        env = {**os.environ, "DISPLAY": desktop.display, "HOME": str(tmp_path)}
         xterm = await asyncio.create_subprocess_exec("xterm", "-geometry", "80x24+0+0", env=env, cwd=str(tmp_path))
-        await asyncio.sleep(2)
+        # typed keys reach the xterm only once the window manager has mapped it
+        await wait_for_window(env, "xterm", xterm)
         target = TunnelTarget(desktop.guacd_host, desktop.guacd_port, desktop.vnc, SandboxRules())
         guacd = await connect_guacd(target, (800, 600, 96))
         received = []
