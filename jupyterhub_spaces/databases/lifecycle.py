@@ -16,8 +16,6 @@ import asyncio
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
-
 from .. import orm
 from ..policy.rights import why_stop
 from ..store import Store, audit, decide, space_query

@@ -8,6 +8,9 @@ Fixtures
 --------
 ``pg_url`` (function)
     ``pg_url()`` creates one more fresh database and returns its SQLAlchemy URL.
+``closed_databases_restored`` (function)
+    Gives PUBLIC back CONNECT on the server's ``postgres`` and ``template1`` after the
+    test when it had it before (the backend takes it; the server is shared).
 ``world`` (function)
     A :class:`World`: a catalog (``world.store``) on its own database, a data database
     (``world.data_url``) whose ``sources`` schema holds the source tables ``sales``,
