@@ -78,6 +78,8 @@ class PostgresDatabases(DatabaseBackend):
         #: the catalog's database, closed to member logins when it is on this server
         self.catalog_url = catalog_url
         self._registry_ready = False
+        #: databases this administrator could not close (warned once)
+        self._unclosable: set[str] = set()
         if not config.admin_url:
             raise DatabaseError(
                 "SpaceDatabases.backend is 'postgresql' but SpaceDatabases.admin_url is "
@@ -241,6 +243,15 @@ class PostgresDatabases(DatabaseBackend):
         names.discard(conn.scalar(text("SELECT current_database()")))
         return sorted(names)
 
+    def _open_to_public(self, conn: Connection, name: str) -> bool:
+        return bool(conn.scalar(
+            text(
+                "SELECT has_database_privilege('public', oid, 'CONNECT') FROM pg_database "
+                "WHERE datname = :n AND datallowconn"
+            ),
+            {"n": name},
+        ))
+
     def _close_databases(self, conn: Connection) -> None:
         """Take CONNECT from PUBLIC on the other databases members must not reach.
         Whoever connects there as the administrator or the catalog keeps it; other
@@ -249,26 +260,24 @@ class PostgresDatabases(DatabaseBackend):
         if self.catalog_url:
             keep.add(make_url(self.catalog_url).username or "")
         for name in self._closed_databases(conn):
-            open_to_all = conn.scalar(
-                text(
-                    "SELECT has_database_privilege('public', oid, 'CONNECT') FROM pg_database "
-                    "WHERE datname = :n AND datallowconn"
-                ),
-                {"n": name},
-            )
-            if not open_to_all:
+            if name in self._unclosable or not self._open_to_public(conn, name):
                 continue
+            problem = "only its owner or a superuser may"
             try:
                 with conn.begin_nested():
                     for role in sorted(r for r in keep if r and self._role_exists(conn, r)):
                         conn.exec_driver_sql(f"GRANT CONNECT ON DATABASE {quote_ident(name)} TO {quote_ident(role)}")
                     conn.exec_driver_sql(f"REVOKE CONNECT ON DATABASE {quote_ident(name)} FROM PUBLIC")
             except Exception as e:
+                problem = str(e).splitlines()[0]
+            if self._open_to_public(conn, name):
+                # (PostgreSQL only warns when a non-owner revokes: check the outcome)
+                self._unclosable.add(name)
                 log.warning(
                     "cannot take CONNECT on database %s from PUBLIC (%s): member logins may "
                     "connect to it. Close it with a pg_hba.conf line rejecting +%s, or run "
                     "the hub's administrator as the database's owner",
-                    name, str(e).splitlines()[0], self.members_role,
+                    name, problem, self.members_role,
                 )
 
     # -- provisioning ------------------------------------------------------
