@@ -118,28 +118,34 @@ def test_demotion_is_in_force_before_the_answer(hub):
     suspend(hub, sid)
 
 
-def _bobs_subscription(h, product: str) -> str:
+def _bobs_subscription(h, product: str, full: bool = False):
     admin = h.token_session("admin")
     mine = api_json(admin.get(f"{API}subscriptions?user=bob"))["items"]
     [sub] = [s for s in mine if s["target"]["name"] == product]
-    return f"{API}subscriptions/{sub['id']}"
+    return sub if full else f"{API}subscriptions/{sub['id']}"
 
 
 @pytest.mark.parametrize(
-    "change, reason",
+    "method, change, reason",
     [
-        ({"level": "spaces"}, "the session started as workbench but the rules now give sandbox"),
-        ({"status": "revoked"}, "locked"),
-        ({"expires_at": (utcnow() - timedelta(minutes=1)).isoformat() + "Z"}, "locked"),
+        ("PATCH", {"level": "spaces"}, "the session started as workbench but the rules now give sandbox"),
+        ("PATCH", {"status": "revoked"}, "locked"),
+        ("PATCH", {"expires_at": (utcnow() - timedelta(minutes=1)).isoformat() + "Z"}, "locked"),
+        # an admin's grant over the existing subscription, at a lower level
+        ("POST", {"user": "bob", "level": "spaces"}, "the session started as workbench but the rules now give sandbox"),
     ],
 )
-def test_subscription_changes_are_in_force_before_the_answer(hub, change, reason):
+def test_subscription_changes_are_in_force_before_the_answer(hub, method, change, reason):
     sid = space_id(hub, SLUG)
     admin = hub.token_session("admin")
     url = _bobs_subscription(hub, "retail-sales")
     old = OldRights(hub, sid)
     try:
-        r = admin.patch(url, json=change)
+        if method == "POST":
+            target = _bobs_subscription(hub, "retail-sales", full=True)["target"]
+            r = admin.post(f"{API}subscriptions", json={**change, "product_id": target["id"]})
+        else:
+            r = admin.patch(url, json=change)
         assert r.status_code == 200, r.text
         old.assert_taken_back()
     finally:
