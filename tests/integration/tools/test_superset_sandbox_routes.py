@@ -10,8 +10,9 @@ route a future Superset adds is checked without a change here:
   out as a file, a stream, an export or an image is requested with real objects
   behind it (a query that ran, a dataset, a chart, a dashboard, a saved query) and
   must be refused: 401/403/404/405 or a redirect to a login page, never data;
-* every GET route of the app is requested too, and none may answer with a file
-  (CSV, Excel, ZIP, an image, an attachment);
+* every GET and POST route of the app is requested too (GET also with CSV/Excel
+  format parameters, POST also with a chart-data form asking for CSV), and none may
+  answer with a file (CSV, Excel, ZIP, an image, an attachment);
 * the data routes that can answer in a file format are asked for CSV and Excel and
   must refuse, while the same request in JSON works (so the refusal is the
   format's, not a bad request's).
@@ -232,15 +233,27 @@ def test_every_data_out_route_is_refused_to_the_sandbox(session, routes, objects
 
 
 def test_no_route_of_the_app_answers_the_sandbox_with_a_file(session, routes, objects):
-    leaks = []
+    """Every GET and POST route, whatever its name: a file in the answer is a leak.
+    (PUT and DELETE change or remove objects; they answer no data.)"""
+    csv_body = json.dumps(chart_data_body(objects, "csv"))
+    leaks, tried = [], 0
     for route in routes:
-        if route["endpoint"] in STATIC or "GET" not in route["methods"] or "logout" in route["rule"]:
+        if route["endpoint"] in STATIC or "logout" in route["rule"]:
             continue
         path = fill(route["rule"], objects)
-        for params in ({}, {"format": "csv", "result_format": "xlsx", "csv": "true", "xlsx": "true"}):
-            r = call(session, "GET", path, objects, params=params)
-            if is_file(r):
-                leaks.append(f"GET {path} {params}: {r.status_code} {r.headers.get('Content-Type')}")
+        if "GET" in route["methods"]:
+            for params in ({}, {"format": "csv", "result_format": "xlsx", "csv": "true", "xlsx": "true"}):
+                r = call(session, "GET", path, objects, params=params)
+                tried += 1
+                if is_file(r):
+                    leaks.append(f"GET {path} {params}: {r.status_code} {r.headers.get('Content-Type')}")
+        if "POST" in route["methods"]:
+            for body in ({"json": {}}, {"data": {"client_id": objects["client_id"], "form_data": csv_body}}):
+                r = call(session, "POST", path, objects, **body)
+                tried += 1
+                if is_file(r):
+                    leaks.append(f"POST {path} {list(body)}: {r.status_code} {r.headers.get('Content-Type')}")
+    assert tried > 300
     assert leaks == []
 
 
