@@ -46,7 +46,7 @@ def member_spaces_page(
 
 def space_views(db: Session, space_ids: list[int]) -> dict[int, SimpleNamespace]:
     """The spaces with these ids as views (owner, products, assets with their
-    product, members with their user), by id, in three queries."""
+    product, taint, members with their user), by id, in three queries."""
     if not space_ids:
         return {}
     s, u = orm.Space.__table__, orm.User.__table__
@@ -61,7 +61,7 @@ def space_views(db: Session, space_ids: list[int]) -> dict[int, SimpleNamespace]
             owner_id=r["owner_id"], owner=_ns(id=r["owner_id"], name=r["owner_name"], display_name=r["owner_display"]),
             tools=r["tools"], profile=r["profile"], workers=r["workers"],
             created_at=r["created_at"], updated_at=r["updated_at"],
-            products=[], assets=[], collaborators=[],
+            products=[], assets=[], collaborators=[], taint=[],
         )
 
     # products and assets in one round trip: (space, 0 = product | 1 = asset, position, ...)
@@ -78,16 +78,36 @@ def space_views(db: Session, space_ids: list[int]) -> dict[int, SimpleNamespace]
     ).join(a, a.c.id == sa.c.asset_id).outerjoin(ap, ap.c.id == a.c.product_id).where(
         sa.c.space_id.in_(space_ids)
     )
-    data = union_all(products, assets).subquery()
+    # the taint: 2 = a product, 3 = an asset, in the order of their rows
+    t = orm.SpaceTaint.__table__
+    tp, ta = p.alias("taint_product"), a.alias("taint_asset")
+    tap = p.alias("taint_asset_product")
+    taint_products = select(
+        t.c.space_id, literal(2), t.c.id, tp.c.id, tp.c.name, null(), null(), null(), null(),
+    ).join(tp, tp.c.id == t.c.product_id).where(t.c.space_id.in_(space_ids))
+    taint_assets = select(
+        t.c.space_id, literal(3), t.c.id, ta.c.id, ta.c.name, ta.c.kind, ta.c.product_id, ta.c.derived,
+        tap.c.name,
+    ).join(ta, ta.c.id == t.c.asset_id).outerjoin(tap, tap.c.id == ta.c.product_id).where(
+        t.c.space_id.in_(space_ids)
+    )
+    data = union_all(products, assets, taint_products, taint_assets).subquery()
     for space_id, which, _pos, xid, name, kind, product_id, derived, product_name in db.execute(
         select(data).order_by(data.c.space_id, data.c.which, data.c.position)
     ):
-        if which == 0:
-            views[space_id].products.append(_ns(product_id=xid, product=_ns(id=xid, name=name)))
+        if which in (0, 2):
+            product = _ns(id=xid, name=name)
+            if which == 0:
+                views[space_id].products.append(_ns(product_id=xid, product=product))
+            else:
+                views[space_id].taint.append(_ns(product_id=xid, product=product, asset_id=None, asset=None))
             continue
         product = _ns(id=product_id, name=product_name) if product_id is not None else None
         asset = _ns(id=xid, name=name, kind=kind, product_id=product_id, product=product, derived=bool(derived))
-        views[space_id].assets.append(_ns(asset_id=xid, asset=asset))
+        if which == 1:
+            views[space_id].assets.append(_ns(asset_id=xid, asset=asset))
+        else:
+            views[space_id].taint.append(_ns(product_id=None, product=None, asset_id=xid, asset=asset))
 
     c = orm.Collaborator.__table__
     for space_id, user_id, role, added_at, name, display in db.execute(
