@@ -57,16 +57,17 @@ def _wal(engine):
     return engine
 
 
-#: the pragmas SQLAlchemy's reflection reads; every other pragma is refused
-_READ_PRAGMAS = {"table_info", "table_xinfo", "index_list", "index_info", "index_xinfo",
-                 "foreign_key_list"}
+#: the pragmas SQLAlchemy reads (isolation level, reflection); every other pragma is
+#: refused
+_READ_PRAGMAS = {"read_uncommitted", "table_info", "table_xinfo", "index_list", "index_info",
+                 "index_xinfo", "foreign_key_list"}
 
 
 def _read_only(action, arg1, arg2, _db, _trigger):
     """sqlite3 authorizer of the publish reader: reading only."""
     if action in (sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION):
         return sqlite3.SQLITE_OK
-    if action == sqlite3.SQLITE_PRAGMA and (arg1 or "").lower() in _READ_PRAGMAS and arg2 is None:
+    if action == sqlite3.SQLITE_PRAGMA and (arg1 or "").lower() in _READ_PRAGMAS:
         return sqlite3.SQLITE_OK
     return sqlite3.SQLITE_DENY
 
