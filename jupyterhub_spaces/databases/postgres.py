@@ -557,8 +557,18 @@ class PostgresDatabases(DatabaseBackend):
         """
         group = self.group(space_id, role)
         schema = schema_name(space_id, "publish")
-        login = f"{self.prefix}s{int(space_id)}_r_{secrets.token_hex(4)}"
+        readers = f"{self.prefix}s{int(space_id)}_r_"
+        login = f"{readers}{secrets.token_hex(4)}"
         password = secrets.token_urlsafe(24)
+        with self.engine.connect() as conn:
+            # readers left by a service killed mid-publish: long expired, dropped now
+            stale = conn.scalars(
+                text("SELECT rolname FROM pg_roles WHERE starts_with(rolname, :p) "
+                     "AND rolvaliduntil < now()"),
+                {"p": readers},
+            ).all()
+        for name in stale:
+            self._drop_login(name, space_id)
         with self.engine.begin() as conn:
             self._lock(conn, space_id)
             if not (self._role_exists(conn, group) and self._schema_exists(conn, schema)):

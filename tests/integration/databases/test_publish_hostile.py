@@ -221,3 +221,17 @@ def test_the_reader_cannot_become_the_administrator(hostile):
                          (f"{world.dbs.prefix}s{world.retail}_r_%",)).fetchall()
     assert left == []
     assert_no_escalation(world)
+
+
+def test_a_reader_left_behind_is_dropped_by_the_next_publish(hostile):
+    """A service killed mid-publish leaves its reader login; it has long expired when
+    the next publish of the space sweeps it."""
+    world = hostile
+    stale = f"{world.dbs.prefix}s{world.retail}_r_deadbeef"
+    with admin(world) as conn:
+        conn.execute(f"CREATE ROLE \"{stale}\" LOGIN VALID UNTIL '2000-01-01'")
+    with world.connect(world.creds, "publish") as conn:
+        conn.execute("CREATE TABLE plain (a int)")
+    try_publish(world, "plain")
+    with admin(world) as conn:
+        assert conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (stale,)).fetchone() is None
