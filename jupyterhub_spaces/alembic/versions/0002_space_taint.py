@@ -27,7 +27,8 @@ def _create_triggers() -> None:
     if op.get_bind().dialect.name == 'postgresql':
         for table, column in SOURCES:
             op.execute(f"""
-                CREATE FUNCTION {table}_taint() RETURNS trigger LANGUAGE plpgsql AS $$
+                CREATE FUNCTION {table}_taint() RETURNS trigger LANGUAGE plpgsql
+                SET search_path FROM CURRENT AS $$
                 BEGIN
                     INSERT INTO space_taint (space_id, {column}, added_at)
                     VALUES (NEW.space_id, NEW.{column}, timezone('utc', now()))
