@@ -134,7 +134,8 @@ def publish(
     """Publish ``table`` of ``space``'s Publish database as a new derived asset.
 
     Raises :class:`PublishError` (nothing written) when ``role`` may not publish, the
-    table does not exist or the name is unusable. The returned asset is flushed, not
+    table does not exist, is not a plain table or cannot be read with the member's
+    rights, or the name is unusable. The returned asset is flushed, not
     committed: the caller's transaction decides, and the snapshot follows it.
     """
     if not allowed(role, "publish"):

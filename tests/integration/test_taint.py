@@ -112,6 +112,16 @@ def test_removing_a_product_keeps_its_origin_in_lineage_and_access(taint_hub, st
     graph = api_json(dave.get(f"{API}assets/{published['id']}/lineage"))
     assert {n["name"] for n in graph["nodes"] if n["relation"] == "upstream"} == upstream
 
+    # a view is not data: refused with a JSON answer that says what to do, nothing written
+    publish_file = h.dbs.path(sid, "publish")
+    with sa.create_engine(f"sqlite:///{publish_file}").begin() as conn:
+        conn.exec_driver_sql("CREATE VIEW wet AS SELECT * FROM rain WHERE precipitation_mm > 0")
+    r = alice.post(f"{API}spaces/{sid}/publish", json={"table": "wet", "name": "Wet days"})
+    refused = api_json(r)
+    assert r.status_code == 422, refused
+    assert "is a view" in refused["message"] and "CREATE TABLE wet_data AS SELECT" in refused["message"]
+    assert "table" in refused["fields"]
+
     # dave has no subscription to B: a space of his own with the derived asset is locked
     r = dave.post(f"{API}spaces", json={"display_name": "Reuse", "assets": [published["id"]]})
     assert r.status_code == 201, r.text
