@@ -63,9 +63,15 @@ _READ_PRAGMAS = {"read_uncommitted", "table_info", "table_xinfo", "index_list", 
                  "index_xinfo", "foreign_key_list"}
 
 
+#: functions that reach beyond the file, never enabled here: refused all the same
+_DENIED_FUNCTIONS = {"load_extension", "fts3_tokenizer", "readfile", "writefile", "edit"}
+
+
 def _read_only(action, arg1, arg2, _db, _trigger):
     """sqlite3 authorizer of the publish reader: reading only."""
-    if action in (sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION):
+    if action == sqlite3.SQLITE_FUNCTION:
+        return sqlite3.SQLITE_DENY if (arg2 or "").lower() in _DENIED_FUNCTIONS else sqlite3.SQLITE_OK
+    if action in (sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ):
         return sqlite3.SQLITE_OK
     if action == sqlite3.SQLITE_PRAGMA and (arg1 or "").lower() in _READ_PRAGMAS:
         return sqlite3.SQLITE_OK

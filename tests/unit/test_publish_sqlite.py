@@ -130,6 +130,7 @@ def test_a_table_with_a_trigger_publishes_its_rows_and_runs_nothing(world):
         "PRAGMA query_only = OFF",
         "PRAGMA writable_schema = ON",
         "PRAGMA trusted_schema = ON",
+        "SELECT load_extension('nothing')",
     ],
 )
 def test_the_reader_reads_and_does_nothing_else(world, statement):
