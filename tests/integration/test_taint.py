@@ -134,6 +134,10 @@ def test_removing_a_product_keeps_its_origin_in_lineage_and_access(taint_hub, st
     r = bob.patch(f"{API}spaces/{sid}", json={"products": []})
     assert r.status_code == 200, r.text
     assert r.json()["access"]["mode"] == "sandbox", r.json()["access"]
+    with store.transaction() as db:
+        event = db.scalars(select(orm.AuditEvent).where(orm.AuditEvent.action == "space.update",
+                                                        orm.AuditEvent.actor == "bob")).all()[-1]
+        assert event.detail["changed"]["remains_until_purge"] == [f"product:{A}"]
     after = access(bob, sid)
     assert after["mode"] == "sandbox"
     assert "data from product 'retail-sales' remains in this space's databases" in after["reason"]
