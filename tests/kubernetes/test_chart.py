@@ -451,5 +451,5 @@ def test_hub_image_is_built_on_the_chart_dependency_release():
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
     [dependency] = [d for d in chart["dependencies"] if d["name"] == "jupyterhub"]
     dockerfile = (ROOT / "images" / "hub" / "Dockerfile").read_text()
-    assert f"ARG HUB_BASE=jupyterhub/k8s-hub:{dependency['version']}\n" in dockerfile
+    assert f"ARG HUB_BASE=quay.io/jupyterhub/k8s-hub:{dependency['version']}\n" in dockerfile
     assert dependency["condition"] == "jupyterhub.enabled"
