@@ -58,11 +58,12 @@ def secret(name, key):
 c.JupyterHub.spawner_class = "kube-space"
 c.JupyterHub.allow_named_servers = True
 # answer a start at once (202) so the Spaces app can follow the spawn's progress live
-c.JupyterHub.tornado_settings = {"slow_spawn_timeout": 0}
-# the branded login and home pages (the hub image copies hub_config/templates there)
+c.JupyterHub.tornado_settings.update({"slow_spawn_timeout": 0})
+# the branded login and home pages (the hub image copies hub_config/templates there),
+# after the site's own hub.templatePaths
 TEMPLATES = Path(os.environ.get("SPACES_TEMPLATES_DIR", "/usr/local/share/jupyterhub-spaces/templates"))
 if TEMPLATES.is_dir():
-    c.JupyterHub.template_paths = [str(TEMPLATES)]
+    c.JupyterHub.template_paths.append(str(TEMPLATES))
 c.JupyterHub.default_url = f"/services/{SERVICE}/"
 c.KubeSpaceSpawner.image = values["images"]["workbench"]
 c.KubeSpaceSpawner.sandbox_image = values["images"]["sandbox"]

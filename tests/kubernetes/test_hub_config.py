@@ -91,9 +91,12 @@ def test_what_zero_to_jupyterhub_set_is_kept(pod):
     assert hub.tornado_settings["slow_spawn_timeout"] == 0
 
 
-def test_scopes_set_in_zero_to_jupyterhub_values_stay(tmp_path, monkeypatch):
-    values = {**VALUES, "jupyterhub": {"hub": {"config": {"JupyterHub": {
-        "extra_user_scopes": ["read:users:name"]}}}}}
+def test_settings_made_in_zero_to_jupyterhub_values_stay(tmp_path, monkeypatch):
+    values = {**VALUES, "jupyterhub": {"hub": {
+        "config": {"JupyterHub": {"extra_user_scopes": ["read:users:name"],
+                                  "tornado_settings": {"xsrf_cookie_kwargs": {"secure": True}}}},
+        "templatePaths": ["/srv/site-templates"],
+    }}}
     pod = HubPod(tmp_path, values).lay_out()
     for key, value in pod.env().items():
         monkeypatch.setenv(key, value)
@@ -102,6 +105,10 @@ def test_scopes_set_in_zero_to_jupyterhub_values_stay(tmp_path, monkeypatch):
         monkeypatch.setenv(f"{name}_SERVICE_PORT", "8081")
     hub = applied(load(pod.etc / "jupyterhub_config.py"))
     assert hub.extra_user_scopes == {"read:users:name", SCOPE}
+    assert hub.tornado_settings == {"xsrf_cookie_kwargs": {"secure": True},
+                                    "slow_spawn_timeout": 0}
+    # the site's templates first, then ours
+    assert hub.template_paths == ["/srv/site-templates", str(pod.share / "templates")]
 
 
 def service_command(config) -> list[str]:
