@@ -257,7 +257,7 @@ def wait_status(client, hub: Z2JHHub, sid: int, want: str, timeout: float = 180)
         status = api_json(client.get(f"{API}spaces/{sid}/status"))
         if status.get("state") == want:
             return status
-        if time.monotonic() > deadline:
+        if status.get("state") == "failed" or time.monotonic() > deadline:
             raise AssertionError(f"space {sid} never became {want}: {status}\n{hub.log_tail()}")
         time.sleep(0.5)
 
