@@ -34,6 +34,7 @@ from .base import (
     Credentials,
     DatabaseBackend,
     DatabaseError,
+    FOREIGN_DATA_MESSAGE,
     ForeignData,
     Issued,
     SpaceData,
@@ -201,11 +202,12 @@ class PostgresDatabases(DatabaseBackend):
         except ValueError:
             identity = None
         if identity and identity != space.identity:
-            raise ForeignData(
-                f"databases for space id {space.id} already exist and belong to an earlier, "
-                f"deleted space ({identity}); they are kept until an administrator purges them "
-                f"(python -m jupyterhub_spaces.databases purge {space.id} --confirm {space.id})"
+            log.error(
+                "databases for space id %s belong to an earlier, deleted space (%s); purge "
+                "them with: python -m jupyterhub_spaces.databases purge %s --confirm %s",
+                space.id, identity, space.id, space.id,
             )
+            raise ForeignData(FOREIGN_DATA_MESSAGE)
 
     def _grant(self, conn: Connection, space_id: int, groups: dict) -> None:
         asset = quote_ident(schema_name(space_id, "asset"))
