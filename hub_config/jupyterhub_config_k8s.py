@@ -17,6 +17,7 @@ from pathlib import Path
 
 import yaml
 
+from jupyterhub_spaces.hub_gate import space_server_gate
 from jupyterhub_spaces.hub_roles import ADMIN_SCOPE, CUSTOM_SCOPES, SERVICE, service_role
 
 c = get_config()  # noqa: F821
@@ -51,7 +52,12 @@ c.SpaceDatabases.session_port = values["database"]["sessionPort"]
 # -- sessions: one named server per space, run as pods by KubeSpaceSpawner
 c.JupyterHub.spawner_class = "kube-space"
 c.JupyterHub.allow_named_servers = True
-# answer a start at once (202) so the Spaces app can follow the spawn's progress live
+# a named server exists only as a space its user may start now: the gate refuses any
+# other name, a locked space and a second active space before the hub answers or
+# records anything (jupyterhub_spaces.hub_gate)
+c.JupyterHub.named_server_limit_per_user = space_server_gate
+# so an allowed start is answered at once (202) and the Spaces app follows its
+# progress live
 c.JupyterHub.tornado_settings = {"slow_spawn_timeout": 0}
 # the branded login and home pages (the hub image copies hub_config/templates there)
 TEMPLATES = Path(os.environ.get("SPACES_TEMPLATES_DIR", "/usr/local/share/jupyterhub-spaces/templates"))
