@@ -28,7 +28,7 @@ from tornado.iostream import StreamClosedError
 from ... import orm, policy
 from ...hubapi import HubAPI, HubUnavailable, server_phase
 from ...store import audit, decide, space_query, user_by_name
-from ..base import APIError, APIHandler
+from ..base import APIError, APIHandler, no_space
 
 TOOL_STATES = ("waiting", "ready", "unavailable")
 
@@ -58,13 +58,13 @@ class ActivationBase(APIHandler):
         with self.store.transaction() as db:
             space = db.scalar(space_query().where(orm.Space.id == space_id))
             if space is None:
-                raise APIError(404, f"no space with id {space_id}")
+                raise no_space(space_id)
             decision = decide(
                 db, [self.user_name], space, lineage_enforced=self.spaces_settings.lineage_enforced
             )[self.user_name]
             info = SpaceInfo(space.id, space.slug, space.display_name, list(space.tools or []), decision)
         if decision.mode == policy.Mode.not_member:
-            raise APIError(404, f"no space with id {space_id} among your spaces: ask its owner to add you")
+            raise no_space(space_id)
         if need == "activate" and decision.mode == policy.Mode.locked:
             raise APIError(
                 403,
