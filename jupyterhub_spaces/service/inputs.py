@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 #: the largest request body read as JSON (bytes)
-MAX_BODY_BYTES = 256 * 1024
+MAX_BODY_BYTES = 1024 * 1024
 #: the deepest nesting of arrays and objects in a body
 MAX_DEPTH = 16
 #: the range of every integer in a request (32-bit columns on PostgreSQL)

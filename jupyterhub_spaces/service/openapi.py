@@ -288,6 +288,15 @@ def query(name: str, description: str, kind: dict = STR) -> dict:
     return {"name": name, "in": "query", "required": False, "schema": kind, "description": description}
 
 
+#: one server-sent event of the progress stream (each event, as OpenAPI 3.2 reads a
+#: sequential media type's schema): its data is a ProgressEvent in JSON
+SSE_EVENT = obj(
+    ("data",),
+    data={"type": "string", "contentMediaType": "application/json", "contentSchema": ref("ProgressEvent")},
+    event=STR,
+    id=STR,
+)
+
 PAGING = (query("offset", "items to skip", INT), query("limit", "items per page (capped)", INT))
 SPACE = path_param("space_id", "the space's id")
 USER = path_param("user", "the member's JupyterHub name", STR)
@@ -396,7 +405,7 @@ PATHS = {
         "parameters": [SPACE],
         "get": op("Start-up progress as server-sent events: each event's data is a ProgressEvent "
                   "(JSON); the last one has ready or failed set",
-                  schema={**STR, "x-event-data": ref("ProgressEvent")}, content_type="text/event-stream",
+                  schema=SSE_EVENT, content_type="text/event-stream",
                   errors=("502", "503"), path_params=True, tags=["sessions"]),
     },
     "/api/v1/spaces/{space_id}/tools": {

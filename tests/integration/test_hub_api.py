@@ -99,3 +99,19 @@ def test_concurrent_starts_answer_one_start_and_refusals(gated_hub, alice):
     # half through the spaces API, half straight to the hub: one start, every other
     # answer a 409 naming the winner, no record of the refused
     race(gated_hub, alice)
+
+
+def test_progress_of_a_space_never_started_is_one_final_event(gated_hub, alice):
+    from jsonschema import Draft202012Validator
+
+    from jupyterhub_spaces.service.openapi import document
+
+    sid = space_id(gated_hub, "race-10")  # alice's, never started: the hub has no record
+    r = alice.get(f"{API}spaces/{sid}/progress", timeout=60)
+    assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/event-stream"), r.text
+    events = [line[len("data:"):] for line in r.text.splitlines() if line.startswith("data:")]
+    assert len(events) == 1, r.text  # never the hub's JSON error inside the stream
+    event = __import__("json").loads(events[0])
+    schema = {"$ref": "#/components/schemas/ProgressEvent", "components": document()["components"]}
+    Draft202012Validator(schema).validate(event)
+    assert event["failed"] is True and "inactive" in event["message"]

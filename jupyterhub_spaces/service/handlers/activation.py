@@ -250,8 +250,9 @@ class ProgressHandler(ActivationBase):
             r = await self.hub.stream_progress(self.user_name, info.slug, relay)
         except HubUnavailable as e:
             raise APIError(503, f"{e}: try again when the hub is back")
-        if r.status == 400 and not closed:
-            # the hub has no spawn to follow (not started, or it just finished): answer
+        if r.status in (400, 404) and not closed:
+            # the hub has no spawn to follow (never started, not started now, or it just
+            # finished): answer
             # with one final event from the session's state, so a client always gets
             # a stream that ends ready or failed
             status = self.status_of(info, await self.hub_model())
