@@ -72,6 +72,8 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="spaces-bench-"))
     hubs = []
     try:
+        for name in ("a", "b"):
+            (root / name).mkdir()
         plain = start_space_hub(root / "a", TIMEOUT_0)
         hubs.append(plain)
         gated = start_space_hub(root / "b", GATE)
