@@ -436,11 +436,13 @@ class APIHandler(BaseHandler):
             raw = values[-1].decode("utf-8")
         except UnicodeDecodeError:
             raise APIError(400, f"query argument {name} is not UTF-8 text")
-        # tornado's get_argument would quietly turn control characters into spaces
+        # tornado's get_argument would quietly turn control characters into spaces;
+        # blank is the same as empty (no filter)
+        raw = raw.strip()
         problem = text_problem(raw, allow_empty=True)
         if problem:
             raise APIError(422, f"query argument {name} {problem}", {name: problem})
-        return raw.strip()
+        return raw
 
     def id_argument(self, raw: str, what: str) -> int:
         """A numeric id from the URL path: 404 when it is not one (no such thing)."""
