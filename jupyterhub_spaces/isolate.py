@@ -104,8 +104,9 @@ def sandbox_argv(box: Sandbox, command: list[str]) -> list[str]:
         for parent in _ancestors(dst):
             if parent in known or any(parent.startswith(s + "/") for s, _ in box.system):
                 continue
-            # a directory the sandbox makes so the account can walk to the bind
-            argv += ["--perms", "0755", "--dir", parent]
+            # a directory the sandbox makes so the account can walk to the bind,
+            # but not list it
+            argv += ["--perms", "0711", "--dir", parent]
             known.add(parent)
         argv += [option, src, dst]
         known.add(dst)

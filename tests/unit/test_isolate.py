@@ -33,8 +33,8 @@ HEAD = [
     [
         pytest.param(
             Sandbox(1001, 1001, (), "/srv/var/home/a/s", SYSTEM),
-            ["--perms", "0755", "--dir", "/srv", "--perms", "0755", "--dir", "/srv/var",
-             "--perms", "0755", "--dir", "/srv/var/home", "--perms", "0755", "--dir", "/srv/var/home/a",
+            ["--perms", "0711", "--dir", "/srv", "--perms", "0711", "--dir", "/srv/var",
+             "--perms", "0711", "--dir", "/srv/var/home", "--perms", "0711", "--dir", "/srv/var/home/a",
              "--bind", "/srv/var/home/a/s", "/srv/var/home/a/s"],
             ["--reuid", "1001", "--regid", "1001", "--clear-groups"],
             id="home only, no groups",
@@ -46,13 +46,13 @@ HEAD = [
                 read_write=("/db/space-1/collaborative",),
                 binds=(("/data/sales/stores", "/h/s/assets/sales/stores"),),
             ),
-            ["--perms", "0755", "--dir", "/h", "--bind", "/h/s", "/h/s",
-             "--perms", "0755", "--dir", "/opt", "--ro-bind", "/opt/py", "/opt/py",
-             "--perms", "0755", "--dir", "/db", "--perms", "0755", "--dir", "/db/space-1",
+            ["--perms", "0711", "--dir", "/h", "--bind", "/h/s", "/h/s",
+             "--perms", "0711", "--dir", "/opt", "--ro-bind", "/opt/py", "/opt/py",
+             "--perms", "0711", "--dir", "/db", "--perms", "0711", "--dir", "/db/space-1",
              "--ro-bind", "/db/space-1/asset", "/db/space-1/asset",
              "--bind", "/db/space-1/collaborative", "/db/space-1/collaborative",
              # the data is mounted inside the home: after it, read-only
-             "--perms", "0755", "--dir", "/h/s/assets", "--perms", "0755", "--dir", "/h/s/assets/sales",
+             "--perms", "0711", "--dir", "/h/s/assets", "--perms", "0711", "--dir", "/h/s/assets/sales",
              "--ro-bind", "/data/sales/stores", "/h/s/assets/sales/stores"],
             ["--reuid", "1001", "--regid", "1002", "--groups", "3001,3002"],
             id="runtimes, databases by role, data inside the home",
@@ -60,7 +60,7 @@ HEAD = [
         pytest.param(
             Sandbox(1001, 1001, (), "/tmp/t/home", SYSTEM, read_only=("/usr/local/venv",)),
             # /tmp is the sandbox's own; nothing is made under the read-only /usr
-            ["--perms", "0755", "--dir", "/tmp/t", "--bind", "/tmp/t/home", "/tmp/t/home",
+            ["--perms", "0711", "--dir", "/tmp/t", "--bind", "/tmp/t/home", "/tmp/t/home",
              "--ro-bind", "/usr/local/venv", "/usr/local/venv"],
             ["--reuid", "1001", "--regid", "1001", "--clear-groups"],
             id="under /tmp and under /usr",
