@@ -5,7 +5,8 @@ argv out) from a :class:`Sandbox`. The session then runs:
 
 * in new pid, IPC and UTS namespaces (``bwrap --unshare-pid --unshare-ipc
   --unshare-uts``), in its own session (``--new-session``: no terminal injection into
-  the hub's), and dies with the hub's handle on it (``--die-with-parent``);
+  the hub's), and ends with the hub (``--die-with-parent``) unless sessions must
+  outlive a hub restart (``JupyterHub.cleanup_servers = False``);
 * in a file system made only of: the system (``/usr``, ``/etc`` and the ``/bin``,
   ``/lib*`` links or directories) read-only, its own ``/proc``, a minimal ``/dev``, a
   private ``/tmp``, the Python runtimes it needs read-only, its space's data and Asset
@@ -62,6 +63,8 @@ class Sandbox:
     #: (source, target): read-only binds of data at another path (the space's assets)
     binds: tuple[tuple[str, str], ...] = ()
     hostname: str = "space"
+    #: end the sandbox when the hub ends (not when sessions must outlive a restart)
+    die_with_parent: bool = True
     bwrap: str = "bwrap"
     setpriv: str = "/usr/bin/setpriv"
 
@@ -95,7 +98,8 @@ def sandbox_argv(box: Sandbox, command: list[str]) -> list[str]:
         box.bwrap,
         "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
         "--hostname", box.hostname,
-        "--die-with-parent", "--new-session",
+        *(["--die-with-parent"] if box.die_with_parent else []),
+        "--new-session",
     ]
     known = set(SANDBOX_ROOTS) | {path for path, _ in box.system}
     for option, src, dst in mounts:
@@ -104,9 +108,10 @@ def sandbox_argv(box: Sandbox, command: list[str]) -> list[str]:
         for parent in _ancestors(dst):
             if parent in known or any(parent.startswith(s + "/") for s, _ in box.system):
                 continue
-            # a directory the sandbox makes so the account can walk to the bind,
-            # but not list it
-            argv += ["--perms", "0711", "--dir", parent]
+            # a directory the sandbox makes so the account can walk to the bind but
+            # not list it; inside the home (where the data appears) it may list it
+            mode = "0755" if parent.startswith(box.home + "/") else "0711"
+            argv += ["--perms", mode, "--dir", parent]
             known.add(parent)
         argv += [option, src, dst]
         known.add(dst)
@@ -114,6 +119,20 @@ def sandbox_argv(box: Sandbox, command: list[str]) -> list[str]:
     argv += ["--groups", ",".join(str(g) for g in box.groups)] if box.groups else ["--clear-groups"]
     argv += ["--inh-caps=-all", "--ambient-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
     return argv + list(command)
+
+
+def sandboxed_command(bwrap_pid: int) -> int | None:
+    """The pid of the command a running bwrap runs (bwrap's init's first child), to
+    signal it directly: bwrap passes no signal on."""
+    try:
+        if os.path.basename(os.readlink(f"/proc/{bwrap_pid}/exe")) != "bwrap":
+            return None
+        with open(f"/proc/{bwrap_pid}/task/{bwrap_pid}/children") as f:
+            init = int(f.read().split()[0])
+        with open(f"/proc/{init}/task/{init}/children") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def host_system() -> tuple[tuple[str, str], ...]:

@@ -707,6 +707,8 @@ class LocalSpaceSpawner(SpaceSpawnerMixin, LocalProcessSpawner):
             binds=tuple((m.source, os.path.join(self.home_dir, m.target)) for m in ctx.mounts),
             hostname=ctx.slug,
             bwrap=shutil.which("bwrap") or "bwrap",
+            # sessions outlive a hub restart when the hub does not stop them
+            die_with_parent=bool(self.config.get("JupyterHub", {}).get("cleanup_servers", True)),
         )
 
     def _launch_cmd(self) -> list[str]:
@@ -714,6 +716,19 @@ class LocalSpaceSpawner(SpaceSpawnerMixin, LocalProcessSpawner):
         if not self.isolate:
             return command
         return isolate.sandbox_argv(self.sandbox(), command)
+
+    async def _signal(self, sig):
+        """Signal the session itself, not bubblewrap (which passes no signal on), so
+        JupyterLab stops gracefully on the hub's SIGINT / SIGTERM; bubblewrap exits
+        with it. 0 (is it alive?) still asks bubblewrap, the process the hub started."""
+        command = isolate.sandboxed_command(self.pid) if sig and self.isolate and self.pid else None
+        if command is not None:
+            try:
+                os.kill(command, sig)
+            except ProcessLookupError:
+                pass
+            return await super()._signal(0)
+        return await super()._signal(sig)
 
     # LocalProcessSpawner.start reads self.cmd: point it at the wrapped command for the
     # duration of the start only

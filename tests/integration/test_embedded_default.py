@@ -282,3 +282,55 @@ def test_a_local_account_reaches_nothing_of_the_hub(demo_hub, sessions, local_ac
     )
     assert result.returncode == 0, result.stderr
     assert_all_refused(json.loads(result.stdout), "a local account")
+
+
+def test_space_databases_hold_each_members_role(demo_hub, sessions):
+    """The owner's session writes the Collaborative file; a viewer's session of the same
+    space reads it and cannot write it, whatever URL it opens; no one writes the Asset
+    file."""
+    _, sid, alice = sessions["alice"]
+    slug, carol_sid, carol = sessions["carol"]
+    # carol becomes a viewer of alice's store-footprint (she has full retail-sales)
+    footprint = next(s["id"] for s in api(demo_hub, alice, "GET", "spaces").json()["items"]
+                     if s["slug"] == "store-footprint")
+    r = api(demo_hub, alice, "POST", f"spaces/{footprint}/collaborators", json={"user": "carol", "role": "viewer"})
+    assert r.status_code in (200, 201), r.text
+    assert api(demo_hub, carol, "POST", f"spaces/{carol_sid}/suspend").status_code in (200, 202)
+    deadline = time.monotonic() + 120
+    while api(demo_hub, carol, "GET", f"spaces/{carol_sid}/status").json().get("state") != "suspended":
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    # alice moves to store-footprint too, as its owner
+    assert api(demo_hub, alice, "POST", f"spaces/{footprint}/activate").status_code in (200, 202)
+    assert api(demo_hub, carol, "POST", f"spaces/{footprint}/activate").status_code in (200, 202)
+    for token in (alice, carol):
+        deadline = time.monotonic() + 180
+        while (state := api(demo_hub, token, "GET", f"spaces/{footprint}/status").json()).get("state") != "active":
+            assert state.get("state") != "failed" and time.monotonic() < deadline, state
+            time.sleep(0.5)
+    collaborative = space_database(demo_hub, footprint, "collaborative")
+    asset = space_database(demo_hub, footprint, "asset")
+    write = (
+        "import sqlite3\n"
+        "def attempt(path, sql):\n"
+        "    try:\n"
+        "        c = sqlite3.connect(path); c.execute(sql); c.commit(); c.close(); return 'ok'\n"
+        "    except Exception as e:\n"
+        "        return type(e).__name__ + ': ' + str(e)\n"
+    )
+    out, err = run_code(f"{demo_hub.url}/user/alice/store-footprint/", alice, write + (
+        f"print(attempt({collaborative!r}, 'CREATE TABLE notes (n INT)'), "
+        f"attempt({collaborative!r}, 'INSERT INTO notes VALUES (1)'), "
+        f"attempt({asset!r}, 'CREATE TABLE forged (n INT)'), sep='|')"
+    ))
+    assert out.strip().split("|")[:2] == ["ok", "ok"], (out, err)
+    assert "readonly" in out.strip().split("|")[2], out
+    out, err = run_code(f"{demo_hub.url}/user/carol/store-footprint/", carol, write + (
+        f"print(sqlite3.connect({collaborative!r}).execute('SELECT n FROM notes').fetchall(), "
+        f"attempt({collaborative!r}, 'INSERT INTO notes VALUES (2)'), "
+        f"attempt({collaborative!r}, 'DROP TABLE notes'), "
+        f"attempt({asset!r}, 'CREATE TABLE forged (n INT)'), sep='|')"
+    ))
+    rows, *attempts = out.strip().split("|")
+    assert rows == "[(1,)]", (out, err)
+    assert all("readonly" in a for a in attempts), out

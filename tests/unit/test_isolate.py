@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import os
 import pwd
+import signal
 import subprocess
+import time
 import uuid
 
 import pytest
@@ -52,7 +54,7 @@ HEAD = [
              "--ro-bind", "/db/space-1/asset", "/db/space-1/asset",
              "--bind", "/db/space-1/collaborative", "/db/space-1/collaborative",
              # the data is mounted inside the home: after it, read-only
-             "--perms", "0711", "--dir", "/h/s/assets", "--perms", "0711", "--dir", "/h/s/assets/sales",
+             "--perms", "0755", "--dir", "/h/s/assets", "--perms", "0755", "--dir", "/h/s/assets/sales",
              "--ro-bind", "/data/sales/stores", "/h/s/assets/sales/stores"],
             ["--reuid", "1001", "--regid", "1002", "--groups", "3001,3002"],
             id="runtimes, databases by role, data inside the home",
@@ -246,9 +248,27 @@ def test_the_session_sees_only_its_own_processes(layout):
 
 
 @needs_sandbox
-def test_exit_code_comes_back(layout):
-    _, _, box = layout
-    assert run_in(box, "exit 7").returncode == 7
+def test_signals_reach_the_session_and_its_exit_code_comes_back(layout, tmp_path):
+    _, home, box = layout
+    proc = subprocess.Popen(
+        sandbox_argv(box, ["sh", "-c", "trap 'echo term > term; exit 7' TERM; touch ready; "
+                                       "while true; do sleep 0.1; done"]),
+    )
+    deadline = time.monotonic() + 30
+    while not (home / "ready").exists():  # the trap is set
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    command = isolate.sandboxed_command(proc.pid)
+    assert command is not None and command != proc.pid
+    os.kill(command, signal.SIGTERM)
+    assert proc.wait(timeout=30) == 7
+    assert (home / "term").read_text() == "term\n"
+
+
+@pytest.mark.parametrize("die_with_parent", [True, False])
+def test_die_with_parent_follows_the_setting(die_with_parent):
+    argv = sandbox_argv(Sandbox(1001, 1001, (), "/h", SYSTEM, die_with_parent=die_with_parent), ["true"])
+    assert ("--die-with-parent" in argv) is die_with_parent
 
 
 def test_make_home_keeps_hard_links_out(tmp_path):
