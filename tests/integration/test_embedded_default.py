@@ -112,7 +112,7 @@ def attempt(op, path):
             with open(path, "rb") as f:
                 f.read(1)
         elif op == "write" and os.path.isdir(path):
-            with open(os.path.join(path, "written-by-another"), "x"):
+            with open(os.path.join(path, "written-by-another-" + os.urandom(4).hex()), "x"):
                 pass
         else:
             with open(path, "ab"):
@@ -301,6 +301,11 @@ def test_space_databases_hold_each_members_role(demo_hub, sessions):
         assert time.monotonic() < deadline
         time.sleep(0.5)
     # alice moves to store-footprint too, as its owner
+    assert api(demo_hub, alice, "POST", f"spaces/{sid}/suspend").status_code in (200, 202)
+    deadline = time.monotonic() + 120
+    while api(demo_hub, alice, "GET", f"spaces/{sid}/status").json().get("state") != "suspended":
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
     assert api(demo_hub, alice, "POST", f"spaces/{footprint}/activate").status_code in (200, 202)
     assert api(demo_hub, carol, "POST", f"spaces/{footprint}/activate").status_code in (200, 202)
     for token in (alice, carol):
