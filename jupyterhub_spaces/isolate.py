@@ -37,7 +37,7 @@ from dataclasses import dataclass
 SYSTEM_DIRS = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 
 #: what the sandbox itself provides (never bound from the host)
-SANDBOX_ROOTS = ("/", "/proc", "/dev", "/tmp")
+SANDBOX_ROOTS = ("/", "/proc", "/dev", "/dev/shm", "/tmp")
 
 
 class IsolationError(RuntimeError):
@@ -84,7 +84,7 @@ def sandbox_argv(box: Sandbox, command: list[str]) -> list[str]:
     mounts: list[tuple[str, str, str]] = []  # (option, source, target)
     for path, link in box.system:
         mounts.append(("--symlink", link, path) if link else ("--ro-bind", path, path))
-    mounts += [("--proc", "", "/proc"), ("--dev", "", "/dev"), ("--tmpfs", "", "/tmp")]
+    mounts += [("--proc", "", "/proc"), ("--dev", "", "/dev")]
     binds = [("--ro-bind", p, p) for p in box.read_only]
     binds += [("--bind", box.home, box.home)]
     binds += [("--bind", p, p) for p in box.read_write]
@@ -104,6 +104,8 @@ def sandbox_argv(box: Sandbox, command: list[str]) -> list[str]:
     known = set(SANDBOX_ROOTS) | {path for path, _ in box.system}
     for option, src, dst in mounts:
         argv += [option, dst] if not src else [option, src, dst]
+    # the session's own /tmp and /dev/shm, writable by it as by everyone (sticky)
+    argv += ["--perms", "1777", "--tmpfs", "/dev/shm", "--perms", "1777", "--tmpfs", "/tmp"]
     for option, src, dst in binds:
         for parent in _ancestors(dst):
             if parent in known or any(parent.startswith(s + "/") for s, _ in box.system):

@@ -26,7 +26,8 @@ HEAD = [
     "--hostname", "space", "--die-with-parent", "--new-session",
     "--ro-bind", "/usr", "/usr", "--ro-bind", "/etc", "/etc",
     "--symlink", "usr/bin", "/bin", "--symlink", "usr/lib", "/lib",
-    "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
+    "--proc", "/proc", "--dev", "/dev",
+    "--perms", "1777", "--tmpfs", "/dev/shm", "--perms", "1777", "--tmpfs", "/tmp",
 ]
 
 
@@ -229,10 +230,12 @@ def test_the_session_reaches_its_home_and_data_and_nothing_else(layout):
     cat {state}/spaces-home/v/s/notes && echo READ-OTHER-HOME
     cat /proc/1/environ >/dev/null && echo READ-INIT
     python3 -c 'import sys; print(sys.version)' >/dev/null && echo PYTHON
+    touch /tmp/scratch /dev/shm/scratch && echo WROTE-TMP
     """
     proc = run_in(box, script)
     assert "1,Leeds" in proc.stdout
     assert "WROTE-HOME" in proc.stdout and "PYTHON" in proc.stdout, proc.stderr
+    assert "WROTE-TMP" in proc.stdout, proc.stderr
     for marker in ("WROTE-DATA", "CREATED-IN-DATA", "READ-STATE", "LISTED-STATE", "READ-OTHER-HOME"):
         assert marker not in proc.stdout, (proc.stdout, proc.stderr)
     assert (home / "notes.txt").read_text() == "kept\n"
