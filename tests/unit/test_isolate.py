@@ -289,3 +289,16 @@ def test_make_home_keeps_hard_links_out(tmp_path):
     assert os.stat(hub_file).st_uid == 0  # a hard link to a hub file stays the hub's
     assert os.stat(home / "mine").st_uid == nobody.pw_uid
     assert os.stat(home).st_mode & 0o777 == 0o700
+
+
+@pytest.mark.parametrize(
+    "euid, bwrap, expected",
+    [(1000, "/usr/bin/bwrap", "run as root"), (0, None, "install the Debian package 'bubblewrap'"), (0, "/usr/bin/bwrap", "")],
+    ids=["not root", "no bubblewrap", "ready"],
+)
+def test_a_host_that_cannot_isolate_says_what_it_needs(monkeypatch, euid, bwrap, expected):
+    monkeypatch.setattr(isolate.os, "geteuid", lambda: euid)
+    monkeypatch.setattr(isolate.shutil, "which", lambda name: bwrap)
+    monkeypatch.setattr(isolate.os, "access", lambda path, mode: True)
+    why = isolate.missing()
+    assert (expected in why) if expected else why == ""
