@@ -247,7 +247,11 @@ def test_sidebar_shows_the_space_and_invites_bob(login, demo_hub, shot):
 
 def test_switching_from_the_sidebar_suspends_the_current_space(login, demo_hub, shot):
     page = login("alice")
-    page.goto(f"{demo_hub.url}/user/alice/{server_of(demo_hub, 'quarterly-sales')}/lab")
+    # JupyterLab's own build check (lab/api/build) can take seconds; a switch while it
+    # is still in flight stops the server under it, and JupyterLab reports that
+    # request's 503 as an unhandled error of its own: switch once it has answered
+    with page.expect_response(lambda r: "/lab/api/build" in r.url, timeout=SPAWN_WAIT):
+        page.goto(f"{demo_hub.url}/user/alice/{server_of(demo_hub, 'quarterly-sales')}/lab")
     open_sidebar(page)
     warnings = []
 
