@@ -368,7 +368,7 @@ class _Seeder:
                 granted_by="demo",
             )
         for s in SPACES:
-            space = self._one(orm.Space, slug=s.slug)
+            space = self._one(orm.Space, slug=s.slug, owner_id=users[s.owner].id)
             if space is not None:
                 continue
             space = orm.Space(

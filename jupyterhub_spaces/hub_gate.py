@@ -5,7 +5,8 @@ the request's handler) before it creates or starts a named server, on
 ``PUT``/``POST /hub/api/users/{user}/servers/{name}`` and on the hub's spawn page, and
 before it writes any record. :func:`space_server_gate` is that callable:
 
-- the name must be a space the user is a member of and may start now (the spawner's
+- the name must be a space's server name (``space-<id>``, :func:`policy.server_name`;
+  a slug is not one) of a space the user is a member of and may start now (the spawner's
   own rules, :func:`jupyterhub_spaces.spawner.check_start`): otherwise the request is
   refused with the reason (404 for a space that does not exist or that the user is
   not a member of, alike; 403 locked, naming what is missing; 409 unknown machine

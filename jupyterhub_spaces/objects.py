@@ -20,10 +20,11 @@ def label_value(value: str) -> str:
     return cleaned
 
 
-def make_session_labels(space_slug: str, space_id: int, mode: str) -> dict[str, str]:
-    """Labels that mark a pod as a space session (used by NetworkPolicies and ops)."""
+def make_session_labels(server_name: str, space_id: int, mode: str) -> dict[str, str]:
+    """Labels that mark a pod as a space session (used by NetworkPolicies and ops);
+    ``server_name`` is the session's server name (``space-<id>``)."""
     return {
-        f"{LABEL_PREFIX}/space": label_value(space_slug),
+        f"{LABEL_PREFIX}/space": label_value(server_name),
         f"{LABEL_PREFIX}/space-id": str(space_id),
         f"{LABEL_PREFIX}/mode": label_value(mode),
     }

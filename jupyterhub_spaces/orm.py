@@ -165,15 +165,16 @@ class Subscription(Base):
 
 
 class Space(Base):
-    """A space spec. ``slug`` is the JupyterHub named-server name of every member's
-    session for this space, so it is unique across the hub. Its id is never reused:
-    the space databases and other per-space resources are keyed by it."""
+    """A space spec. ``slug`` is its short name, unique per owner only. Its id is
+    never reused: every member's JupyterHub server for the space is named by it
+    (``policy.server_name``), and the space databases and other per-space resources
+    are keyed by it."""
 
     __tablename__ = "spaces"
-    __table_args__ = (NEVER_REUSED,)
+    __table_args__ = (UniqueConstraint("owner_id", "slug", name="one_slug_per_owner"), NEVER_REUSED)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    slug: Mapped[str] = mapped_column(String(30), unique=True)
+    slug: Mapped[str] = mapped_column(String(30))
     display_name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)

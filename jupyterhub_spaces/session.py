@@ -40,7 +40,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from .policy import Decision, Mode, SpaceSpec
+from .policy import Decision, Mode, SpaceSpec, server_name
 
 if TYPE_CHECKING:  # pragma: no cover
     from .settings import SpacesSettings
@@ -114,7 +114,7 @@ class SessionContext:
     #: JupyterHub user name
     user: str
     space_id: int
-    #: the space's slug, also the JupyterHub named-server name
+    #: the space's slug (its short name, unique per owner only)
     slug: str
     display_name: str
     spec: SpaceSpec
@@ -135,12 +135,17 @@ class SessionContext:
     mounts: tuple[AssetMount, ...] = ()
     #: "local" or "kubernetes": how the session runs
     backend: str = "local"
-    #: the URL prefix of the session (``/user/<name>/<slug>/``)
+    #: the URL prefix of the session (``/user/<name>/space-<id>/``)
     server_url: str = ""
     #: the spawner, for parts that need backend details (may be None in tests)
     spawner: Any = None
     #: scratch space parts may use to pass things from start to stop in one process
     state: dict = field(default_factory=dict)
+
+    @property
+    def server(self) -> str:
+        """The JupyterHub named-server name of the session (``space-<id>``)."""
+        return server_name(self.space_id)
 
     @property
     def mode(self) -> Mode:

@@ -1,7 +1,8 @@
 """Spawners that start a space session: JupyterHub named servers, one per space.
 
-A space's session is the user's named server whose name is the space's slug (its
-``display_name`` is the space's human name). Whoever asks for it (the Spaces app, the
+A space's session is the user's named server ``space-<id>`` (:func:`policy.server_name`
+of the space's id, never reused; its ``display_name`` is the space's human name). The
+space's slug is only its short name: slugs are unique per owner, not across the hub. Whoever asks for it (the Spaces app, the
 spaces API, or the user calling the hub's REST API directly), the spawner decides what
 the session gets:
 
@@ -194,7 +195,8 @@ def check_start(
     not exist and one the user is not a member of are refused alike (404, same words),
     so the hub API reveals no other user's space.
     """
-    space = db.scalar(space_query().where(orm.Space.slug == server_name)) if server_name else None
+    space_id = policy.space_id_of(server_name)
+    space = db.scalar(space_query().where(orm.Space.id == space_id)) if space_id is not None else None
     decision = None
     if space is not None:
         decision = decide(db, [user_name], space, lineage_enforced=settings.lineage_enforced)[user_name]
@@ -208,7 +210,7 @@ def check_start(
         raise StartRefused(
             400,
             f"user_options space_id {str(space_id_option)[:40]!r} does not match server "
-            f"{server_name!r} (space {space.id}): a space's server is named by its slug",
+            f"{server_name!r} (space {space.id}): a space's server is named by its id",
         )
     if decision.mode == policy.Mode.locked:
         raise StartRefused(
@@ -358,7 +360,8 @@ class SpaceSpawnerMixin(Configurable):
         settings = self.spaces_settings
         with self.store.transaction() as db:
             if for_stop:
-                space = db.scalar(space_query().where(orm.Space.slug == self.name))
+                space_id = policy.space_id_of(self.name)
+                space = db.scalar(space_query().where(orm.Space.id == space_id)) if space_id else None
                 if space is None:
                     raise web.HTTPError(404, f"there is no space {self.name!r}")
                 decision = decide(
@@ -409,7 +412,7 @@ class SpaceSpawnerMixin(Configurable):
 
     async def rename(self, old_name, new_name):
         """Refuse every rename (``PATCH /hub/api/users/{u}/servers/{name}`` with a new
-        ``name``): a space's server is named by the space's slug, so a rename could only
+        ``name``): a space's server is named by the space's id, so a rename could only
         break the session's link to its space or put another server onto a space."""
         raise self._refuse(
             409,
@@ -613,7 +616,7 @@ class LocalSpaceSpawner(SpaceSpawnerMixin, LocalProcessSpawner):
     home_dir_template = Unicode(
         "spaces-home/{username}/{space}",
         help="The persistent working directory (home) of a user's session of a space; "
-        "{username} and {space} (the slug) are expanded. Relative to the hub's working "
+        "{username} and {space} (the server name, space-<id>) are expanded. Relative to the hub's working "
         "directory unless absolute. Its parent directories are made private to the "
         "hub (0700); the home itself belongs to the session's account (0700).",
     ).tag(config=True)
@@ -758,7 +761,7 @@ class LocalSpaceSpawner(SpaceSpawnerMixin, LocalProcessSpawner):
             read_only=tuple(runtime_paths()) + tuple(binds.get("read_only", ())),
             read_write=tuple(binds.get("read_write", ())),
             binds=tuple((m.source, os.path.join(self.home_dir, m.target)) for m in ctx.mounts),
-            hostname=ctx.slug,
+            hostname=ctx.server,
             bwrap=shutil.which("bwrap") or "bwrap",
             # sessions outlive a hub restart when the hub does not stop them
             die_with_parent=bool(self.config.get("JupyterHub", {}).get("cleanup_servers", True)),
@@ -1053,7 +1056,7 @@ if KubeSpawner is not None:
             self.volumes, self.volume_mounts = volumes, mounts
             self.extra_labels = {
                 **self._configured("extra_labels"),
-                **objects.make_session_labels(ctx.slug, ctx.space_id, ctx.mode.value),
+                **objects.make_session_labels(ctx.server, ctx.space_id, ctx.mode.value),
             }
             configured_cmd = self._configured("cmd")
             if ctx.sandbox:
@@ -1075,7 +1078,7 @@ if KubeSpawner is not None:
             """The NetworkPolicy of a Sandbox session's pod (None for a Workbench)."""
             if not (ctx.sandbox and self.sandbox_network_policy):
                 return None
-            labels = objects.make_session_labels(ctx.slug, ctx.space_id, ctx.mode.value)
+            labels = objects.make_session_labels(ctx.server, ctx.space_id, ctx.mode.value)
             labels["hub.jupyter.org/username"] = objects.label_value(self.user.name)
             return objects.make_network_policy(
                 self.pod_name, self.namespace, labels,

@@ -19,7 +19,7 @@ from .model import (
     Target,
 )
 from .roles import allowed
-from .slugs import is_safe_slug, slugify
+from .slugs import is_safe_slug, server_name, slugify, space_id_of
 from .spec import one_active_conflict, over_space_limit, validate_profile, validate_role, validate_spec
 from .visibility import org_can_see, visible_orgs
 
@@ -44,7 +44,9 @@ __all__ = [
     "org_can_see",
     "over_space_limit",
     "requirements",
+    "server_name",
     "slugify",
+    "space_id_of",
     "validate_profile",
     "validate_role",
     "validate_spec",

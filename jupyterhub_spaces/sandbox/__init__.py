@@ -54,7 +54,7 @@ def gateway_command(ctx: SessionContext) -> list[str]:
     """
     config = getattr(ctx.spawner, "config", None)
     settings = _settings(config)
-    recording = f"{ctx.user}-{ctx.slug}-${{GUAC_DATE}}-${{GUAC_TIME}}"
+    recording = f"{ctx.user}-{ctx.server}-${{GUAC_DATE}}-${{GUAC_TIME}}"
     if ctx.backend == "kubernetes" and not settings.guacd_host:
         # in a pod, guacd is the sidecar from k8s.make_guacd_sidecar
         from .k8s import GUACD_PORT

@@ -34,6 +34,7 @@ from ..databases.base import DatabaseBackend
 from ..databases.lifecycle import reconcile
 from ..hubapi import HubAPI, HubUnavailable
 from ..policy.rights import why_stop
+from ..policy.slugs import server_name
 from ..store import Store, audit, decide, space_query
 from ..utils import utcnow
 
@@ -46,7 +47,8 @@ RUNNING = ("starting", "active")
 class Stop:
     user: str
     space_id: int
-    slug: str
+    #: the JupyterHub server name of the session
+    server: str
     reason: str
 
 
@@ -75,7 +77,7 @@ def sessions_to_stop(
         for user, mode in sessions:
             reason = why_stop(decisions[user], mode=mode, role=roles.get((space.id, user)))
             if reason:
-                stops.append(Stop(user, space.id, space.slug, reason))
+                stops.append(Stop(user, space.id, server_name(space.id), reason))
     return stops
 
 
@@ -152,19 +154,19 @@ class SessionGuard:
 
     async def _stop(self, stop: Stop) -> bool:
         try:
-            r = await self.hub.stop_server(stop.user, stop.slug)
-            if r.status == 202 and not await self._stopped(stop.user, stop.slug):
-                log.warning("%s's session of %s is still stopping", stop.user, stop.slug)
+            r = await self.hub.stop_server(stop.user, stop.server)
+            if r.status == 202 and not await self._stopped(stop.user, stop.server):
+                log.warning("%s's session of %s is still stopping", stop.user, stop.server)
         except HubUnavailable as e:
-            log.warning("cannot stop %s's session of %s now (%s); trying again later", stop.user, stop.slug, e)
+            log.warning("cannot stop %s's session of %s now (%s); trying again later", stop.user, stop.server, e)
             return False
         if not r.ok and r.status != 404:
-            log.warning("stopping %s's session of %s failed: %s", stop.user, stop.slug, r.message)
+            log.warning("stopping %s's session of %s failed: %s", stop.user, stop.server, r.message)
             return False
         # (404: the hub runs no such session, the record was out of date)
         await asyncio.to_thread(self._record, stop, stopped=r.ok)
         if r.ok:
-            log.info("stopped %s's session of %s: %s", stop.user, stop.slug, stop.reason)
+            log.info("stopped %s's session of %s: %s", stop.user, stop.server, stop.reason)
         return r.ok
 
     async def enforce(

@@ -137,6 +137,7 @@ def space_model(
     out = {
         "id": space.id,
         "slug": space.slug,
+        "server": policy.server_name(space.id),
         "display_name": space.display_name,
         "description": space.description,
         "owner": space.owner.name,

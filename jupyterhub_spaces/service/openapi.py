@@ -43,6 +43,7 @@ def arr(items: dict) -> dict:
 
 STR = {"type": "string"}
 INT = {"type": "integer"}
+SERVER = {"type": "string", "pattern": "^space-[1-9][0-9]{0,9}$"}
 #: what every text field of a request accepts (inputs.text_problem): some visible
 #: character, no control character, at most MAX_TEXT characters
 TEXT = {"type": "string", "minLength": 1, "maxLength": MAX_TEXT, "pattern": "^[^\\x00-\\x1f\\x7f]*[^\\s\\x00-\\x1f\\x7f][^\\x00-\\x1f\\x7f]*$"}
@@ -129,10 +130,12 @@ SCHEMAS = {
         assets=arr(ref("Asset")), subscription=nullable(ref("SubscriptionState")),
     ),
     "Space": obj(
-        ("id", "slug", "display_name", "owner", "tools", "profile", "workers", "products", "assets",
-         "collaborators", "role"),
+        ("id", "slug", "server", "display_name", "owner", "tools", "profile", "workers", "products",
+         "assets", "collaborators", "role"),
         id=INT,
-        slug={**STR, "description": "the JupyterHub server name of every member's session"},
+        slug={**STR, "description": "the space's short name, unique among its owner's spaces"},
+        server={**SERVER, "description": "the JupyterHub server name of every member's session "
+                "(the session is at /user/<name>/<server>/)"},
         display_name=STR,
         description=STR,
         owner=STR,
@@ -152,7 +155,8 @@ SCHEMAS = {
         display_name={**TEXT, "maxLength": 80},
         description={**STR, "maxLength": 2000, "description": "plain text; line breaks and tabs allowed"},
         slug={**STR, "pattern": "^[a-z](?:[a-z0-9]|-(?=[a-z0-9])){0,29}$",
-              "description": "only when creating; chosen from display_name when left out"},
+              "description": "only when creating; unique among your own spaces; chosen from "
+              "display_name when left out"},
         tools={**arr({"type": "string", "enum": list(TOOLS)}), "maxItems": 100},
         profile={**TEXT, "description": "one of the site's machine profiles"},
         workers=NUMBER,
@@ -183,9 +187,10 @@ SCHEMAS = {
     ),
     "SessionStatus": {
         **obj(
-            ("space_id", "slug", "display_name", "state", "reason", "mode", "url", "progress_url"),
+            ("space_id", "slug", "server", "display_name", "state", "reason", "mode", "url", "progress_url"),
             space_id=INT,
-            slug={**STR, "description": "the JupyterHub named-server name of the session"},
+            slug={**STR, "description": "the space's short name"},
+            server={**SERVER, "description": "the JupyterHub named-server name of the session"},
             display_name=STR,
             state={"type": "string",
                    "enum": ["active", "starting", "stopping", "suspended", "failed", "inactive"]},
@@ -312,7 +317,7 @@ PATHS = {
     "/api/v1/spaces": {
         "get": op("My spaces (any role), with my access to each", schema=page_of("Space"),
                   params=(*PAGING, query("role", "only spaces where I have this role")), tags=["spaces"]),
-        "post": op("Create a space I own (409 past the per-user limit or on a taken slug)", 201, ref("Space"),
+        "post": op("Create a space I own (409 past the per-user limit or on a slug you already use)", 201, ref("Space"),
                    "SpaceInput", errors=("409",), tags=["spaces"]),
     },
     "/api/v1/spaces/{space_id}": {

@@ -111,11 +111,11 @@ def test_alice_creates_a_space_with_inline_and_server_errors(login, shot):
     assert "subscribed (full)" in product.inner_text()
     product.locator("legend input[type=checkbox]").check()
     page.locator("label.check", has_text="SQL Lab").locator("input").check()
-    # a slug that is taken: the server's answer appears under the slug field
+    # a slug alice already uses: the server's answer appears under the slug field
     page.fill("#slug", "retail-forecasting")
     page.click("#save")
     page.wait_for_selector("#slug-error:not(:empty)")
-    assert "taken" in page.inner_text("#slug-error")
+    assert "you already own a space with the slug" in page.inner_text("#slug-error")
     shot(page, "03-new-space-errors")
     page.fill("#slug", "quarterly-sales")
     page.click("#save")
@@ -188,10 +188,27 @@ def test_alice_activates_and_watches_progress(login, demo_hub, shot):
     shot(page, "08-space-active")
     # the hub's home page lists the session with its state
     page.goto(f"{demo_hub.url}/hub/home")
-    session = page.locator("#space-sessions li[data-space='quarterly-sales']")
+    session = page.locator(f"#space-sessions li[data-space='{server_of(demo_hub, 'quarterly-sales')}']")
     assert "active" in session.inner_text()
     assert page.locator("#open-spaces-app").is_visible()
     shot(page, "09-hub-home")
+
+
+def server_of(demo_hub, slug: str) -> str:
+    """The JupyterHub server name of alice's space ``slug``."""
+    from sqlalchemy import select
+
+    from jupyterhub_spaces import orm, policy
+    from jupyterhub_spaces.store import Store
+
+    store = Store(f"sqlite:///{demo_hub.var / 'spaces.sqlite'}")
+    try:
+        with store.transaction() as db:
+            alice = select(orm.User.id).where(orm.User.name == "alice").scalar_subquery()
+            return policy.server_name(db.scalar(
+                select(orm.Space.id).where(orm.Space.slug == slug, orm.Space.owner_id == alice)))
+    finally:
+        store.dispose()
 
 
 def open_sidebar(page):
@@ -202,7 +219,7 @@ def open_sidebar(page):
 
 def test_sidebar_shows_the_space_and_invites_bob(login, demo_hub, shot):
     page = login("alice")
-    page.goto(f"{demo_hub.url}/user/alice/quarterly-sales/lab")
+    page.goto(f"{demo_hub.url}/user/alice/{server_of(demo_hub, 'quarterly-sales')}/lab")
     open_sidebar(page)
     panel = page.locator("#jupyterhub-spaces-panel")
     assert panel.locator(".jp-SpacesPanel-current").inner_text().count("Quarterly sales") == 1
@@ -230,7 +247,11 @@ def test_sidebar_shows_the_space_and_invites_bob(login, demo_hub, shot):
 
 def test_switching_from_the_sidebar_suspends_the_current_space(login, demo_hub, shot):
     page = login("alice")
-    page.goto(f"{demo_hub.url}/user/alice/quarterly-sales/lab")
+    # JupyterLab's own build check (lab/api/build) can take seconds; a switch while it
+    # is still in flight stops the server under it, and JupyterLab reports that
+    # request's 503 as an unhandled error of its own: switch once it has answered
+    with page.expect_response(lambda r: "/lab/api/build" in r.url, timeout=SPAWN_WAIT):
+        page.goto(f"{demo_hub.url}/user/alice/{server_of(demo_hub, 'quarterly-sales')}/lab")
     open_sidebar(page)
     warnings = []
 

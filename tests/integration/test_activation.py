@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from spaces_hub import API, SpacesHub, api_json, postgres_available, postgres_database
-from jupyterhub_spaces import demo, orm
+from jupyterhub_spaces import demo, orm, policy
 from jupyterhub_spaces.settings import SpacesSettings
 from jupyterhub_spaces.store import Store
 
@@ -81,6 +81,11 @@ def space_id(h: SpacesHub, slug: str) -> int:
         return db.query(orm.Space).filter_by(slug=slug).one().id
 
 
+def server(h: SpacesHub, slug: str) -> str:
+    """The JupyterHub server name of the space with this (in these tests unique) slug."""
+    return policy.server_name(space_id(h, slug))
+
+
 def servers(h: SpacesHub, user: str) -> dict:
     r = h.hub_api("GET", f"/users/{user}?include_stopped_servers=1")
     r.raise_for_status()
@@ -96,6 +101,13 @@ def wait_status(client, sid: int, want: str, timeout: float = 180) -> dict:
         if time.monotonic() > deadline:
             raise AssertionError(f"space {sid} never became {want}: {status}")
         time.sleep(0.5)
+
+
+def space_env(h: SpacesHub, user: str, name: str) -> dict:
+    """The environment of ``user``'s running session ``name`` (a local process)."""
+    state = h.hub_api("GET", f"/users/{user}").json()["servers"][name]["state"]
+    with open(f"/proc/{state['pid']}/environ", "rb") as f:
+        return dict(item.split("=", 1) for item in f.read().decode().split("\0") if "=" in item)
 
 
 def suspend_all(h: SpacesHub, user: str) -> None:
@@ -120,16 +132,17 @@ def test_alice_reaches_jupyterlab_with_her_data_read_only(space_hub, alice):
     r = alice.post(f"{API}spaces/{sid}/activate")
     assert r.status_code in (200, 202), r.text
     status = wait_status(alice, sid, "active")
-    assert status["url"] == "/user/alice/store-footprint/"
+    assert status["server"] == f"space-{sid}"
+    assert status["url"] == f"/user/alice/space-{sid}/"
     assert status["mode"] == "workbench"
 
     # JupyterLab through the proxy, in a browser logged in to the hub
     browser = space_hub.browser("alice")
-    lab = browser.get("/user/alice/store-footprint/lab")
+    lab = browser.get(f"/user/alice/space-{sid}/lab")
     assert lab.status_code == 200 and "JupyterLab" in lab.text, lab.url
 
     # the asset's files are in the session, at assets/<product>/<asset>
-    base = "/user/alice/store-footprint/api/contents/"
+    base = f"/user/alice/space-{sid}/api/contents/"
     listing = alice.get(base + "assets/retail-sales/stores").json()
     assert [f["name"] for f in listing["content"]] == ["stores.csv"]
     original = alice.get(base + "assets/retail-sales/stores/stores.csv").json()["content"]
@@ -165,10 +178,10 @@ def test_carol_locked_space_refuses_to_start(space_hub):
     body = api_json(r)
     assert r.status_code == 403 and "weather" in body["message"], body
     # straight to the hub: the spawner refuses on its own, naming the subscription
-    direct = carol.post("/hub/api/users/carol/servers/retail-forecasting", json={})
+    direct = carol.post(f"/hub/api/users/carol/servers/space-{sid}", json={})
     assert direct.status_code == 403 and "weather" in direct.text, direct.text
     # and leaves no server record behind
-    assert "retail-forecasting" not in servers(space_hub, "carol")
+    assert f"space-{sid}" not in servers(space_hub, "carol")
 
 
 def test_default_server_is_not_a_way_around(space_hub):
@@ -189,7 +202,7 @@ def test_switch_suspends_the_first_space(space_hub, alice):
 
     refused = alice.post(f"{API}spaces/{second}/activate")
     assert refused.status_code == 409, refused.text
-    assert "store-footprint" in api_json(refused)["message"]
+    assert "Store footprint" in api_json(refused)["message"]
 
     switched = alice.post(f"{API}spaces/{second}/activate?switch=true")
     assert switched.status_code in (200, 202), switched.text
@@ -208,7 +221,7 @@ def test_switch_suspends_the_first_space(space_hub, alice):
     assert [t["name"] for t in tools["tools"]] == ["jupyterlab", "sqllab"]
     assert all(t["status"] in ("waiting", "ready", "unavailable") for t in tools["tools"])
     running = [n for n, s in servers(space_hub, "alice").items() if s["ready"] or s["pending"]]
-    assert running == ["retail-forecasting"]
+    assert running == [f"space-{second}"]
 
 
 def test_twenty_concurrent_starts_give_one_session(space_hub, alice):
@@ -229,9 +242,10 @@ def test_twenty_concurrent_starts_on_postgresql(tmp_path):
 
 
 def race(space_hub: SpacesHub, alice) -> None:
-    """Half the starts through the service, half straight to the hub API."""
-    slugs = [f"race-{i:02d}" for i in range(RACE)]
-    ids = {slug: space_id(space_hub, slug) for slug in slugs}
+    """Half the starts through the service, half straight to the hub API (by server
+    name: ``slug`` below names each space's server)."""
+    ids = {server(space_hub, f"race-{i:02d}"): space_id(space_hub, f"race-{i:02d}") for i in range(RACE)}
+    slugs = list(ids)
     token = space_hub.api_token("alice")
     barrier = threading.Barrier(RACE)
     results: dict[str, requests.Response] = {}
@@ -262,7 +276,7 @@ def race(space_hub: SpacesHub, alice) -> None:
 
     wait_status(alice, ids[winner], "active")
     # exactly one session, and no record of the refused servers
-    records = {n for n in servers(space_hub, "alice") if n.startswith("race-")}
+    records = {n for n in servers(space_hub, "alice") if n in ids}
     assert records == {winner}
     running = [n for n, s in servers(space_hub, "alice").items() if s["ready"] or s["pending"]]
     assert running == [winner]
@@ -271,7 +285,7 @@ def race(space_hub: SpacesHub, alice) -> None:
 def test_forged_user_options_get_nothing_extra(space_hub, alice):
     own = space_id(space_hub, "store-footprint")
     other = space_id(space_hub, "weather-trends")  # dave's: alice is no member
-    url = "/hub/api/users/alice/servers/store-footprint"
+    url = f"/hub/api/users/alice/servers/space-{own}"
 
     pointed = alice.post(url, json={"user_options": {"space_id": other}})
     assert pointed.status_code == 400 and "does not match" in pointed.text, pointed.text
@@ -289,7 +303,7 @@ def test_forged_user_options_get_nothing_extra(space_hub, alice):
     wait_status(alice, own, "active")
 
     # the session's environment says what the store says
-    state = space_hub.hub_api("GET", "/users/alice").json()["servers"]["store-footprint"]["state"]
+    state = space_hub.hub_api("GET", "/users/alice").json()["servers"][f"space-{own}"]["state"]
     with open(f"/proc/{state['pid']}/environ", "rb") as f:
         env = dict(item.split("=", 1) for item in f.read().decode().split("\0") if "=" in item)
     assert env["SPACES_PROFILE"] == "small" and env["SPACES_WORKERS"] == "0"
@@ -297,9 +311,9 @@ def test_forged_user_options_get_nothing_extra(space_hub, alice):
     assert env["SPACES_ASSETS"] == '["assets/retail-sales/stores"]'
 
     # and only the space's own data is mounted
-    listing = alice.get("/user/alice/store-footprint/api/contents/assets").json()
+    listing = alice.get(f"/user/alice/space-{own}/api/contents/assets").json()
     assert [d["name"] for d in listing["content"]] == ["retail-sales"]
-    home = space_hub.homes / "alice" / "store-footprint"
+    home = space_hub.homes / "alice" / f"space-{own}"
     assert not (home / "assets" / "etc").exists()
 
 
@@ -310,7 +324,7 @@ def test_sessions_survive_a_hub_restart(tmp_path):
         sid = space_id(h, "store-footprint")
         assert alice.post(f"{API}spaces/{sid}/activate").status_code in (200, 202)
         wait_status(alice, sid, "active")
-        alice.put("/user/alice/store-footprint/api/contents/before.txt",
+        alice.put(f"/user/alice/space-{sid}/api/contents/before.txt",
                   json={"type": "file", "format": "text", "content": "before restart"})
 
         # same ports and config: the session keeps talking to the same hub address
@@ -319,14 +333,14 @@ def test_sessions_survive_a_hub_restart(tmp_path):
         h.write_config = lambda: config
         h.start()
 
-        assert wait_status(alice, sid, "active")["url"] == "/user/alice/store-footprint/"
-        got = alice.get("/user/alice/store-footprint/api/contents/before.txt")
+        assert wait_status(alice, sid, "active")["url"] == f"/user/alice/space-{sid}/"
+        got = alice.get(f"/user/alice/space-{sid}/api/contents/before.txt")
         assert got.status_code == 200 and got.json()["content"] == "before restart"
         # the restored session still counts as the one active space
         other = alice.post(f"{API}spaces/{space_id(h, 'race-00')}/activate")
-        assert other.status_code == 409 and "store-footprint" in other.text
-        direct = alice.post("/hub/api/users/alice/servers/race-01", json={})
-        assert direct.status_code == 409 and "store-footprint" in direct.text
+        assert other.status_code == 409 and "Store footprint" in other.text
+        direct = alice.post(f"/hub/api/users/alice/servers/{server(h, 'race-01')}", json={})
+        assert direct.status_code == 409 and f"space-{sid}" in direct.text
         # and suspending it after the restart is recorded
         assert alice.post(f"{API}spaces/{sid}/suspend").status_code in (200, 202)
         wait_status(alice, sid, "suspended")
@@ -356,7 +370,7 @@ c.JupyterHub.services.append({
         wait_status(alice, sid, "active")
         # nobody uses it: the culler stops it and the space shows suspended
         wait_status(alice, sid, "suspended", timeout=240)
-        assert not servers(h, "alice")["store-footprint"]["ready"]
+        assert not servers(h, "alice")[f"space-{sid}"]["ready"]
     finally:
         suspend_all(h, "alice")
         h.stop()
@@ -390,7 +404,7 @@ def test_running_sessions_stop_when_the_rules_change_under_them(space_hub, alice
     url = f"{API}subscriptions/{weather['id']}"
 
     def running() -> bool:
-        server = servers(space_hub, "alice").get("retail-forecasting") or {}
+        server = servers(space_hub, "alice").get(f"space-{sid}") or {}
         return bool(server.get("ready")) and server.get("pending") != "stop"
 
     def activate():
@@ -414,3 +428,41 @@ def test_running_sessions_stop_when_the_rules_change_under_them(space_hub, alice
     assert len(reasons) == 2, events
     assert any(r.startswith("the session started as workbench") and "sandbox" in r for r in reasons), reasons
     assert any(r.startswith("locked") and "weather" in r for r in reasons), reasons
+
+
+def test_members_of_two_spaces_of_one_slug_activate_each(space_hub, alice):
+    """Slugs are unique per owner only: alice's and bob's spaces are both 'twin', each
+    is a member of both, and each space is a session of its own for each of them (its
+    own server, URL and home), never the other one."""
+    with space_hub.store.transaction() as db:
+        users = {u.name: u for u in db.query(orm.User).filter(orm.User.name.in_(["alice", "bob"]))}
+        ids = []
+        for owner, other in (("alice", "bob"), ("bob", "alice")):
+            space = orm.Space(slug="twin", display_name=f"Twin of {owner}", owner_id=users[owner].id,
+                              tools=["jupyterlab"], profile="small", workers=0)
+            space.collaborators = [orm.Collaborator(user_id=users[owner].id, role="owner"),
+                                   orm.Collaborator(user_id=users[other].id, role="editor")]
+            db.add(space)
+            db.flush()
+            ids.append(space.id)
+    bob = space_hub.token_session("bob")
+    try:
+        for user, client in (("alice", alice), ("bob", bob)):
+            for sid in ids:
+                r = client.post(f"{API}spaces/{sid}/activate?switch=true")
+                assert r.status_code in (200, 202), r.text
+                status = wait_status(client, sid, "active")
+                assert (status["slug"], status["url"]) == ("twin", f"/user/{user}/space-{sid}/"), status
+                r = client.get(f"/user/{user}/space-{sid}/api/contents/")
+                assert r.status_code == 200 and not {f["name"] for f in r.json()["content"]} & {"mine.txt"}, r.text
+                put = client.put(f"/user/{user}/space-{sid}/api/contents/mine.txt",
+                                 json={"type": "file", "format": "text", "content": str(sid)})
+                assert put.status_code in (200, 201), put.text
+                env = space_env(space_hub, user, f"space-{sid}")
+                assert env["SPACES_SPACE_ID"] == str(sid) and env["SPACES_SPACE"] == "twin"
+            running = [n for n, s in servers(space_hub, user).items() if s["ready"] or s["pending"]]
+            assert running == [f"space-{ids[1]}"]
+            for sid in ids:
+                assert (space_hub.homes / user / f"space-{sid}" / "mine.txt").read_text() == str(sid)
+    finally:
+        suspend_all(space_hub, "bob")

@@ -164,7 +164,7 @@ def test_create_read_update_delete(hub, catalog, store, via):
     })
     body = api_json(r)
     assert r.status_code == 201, body
-    assert body["slug"] == "cafe-sales-weather"
+    assert body["slug"] == "cafe-sales-weather" and body["server"] == f"space-{body['id']}"
     assert body["role"] == "owner" and body["access"]["mode"] == "workbench"
     assert r.headers["Location"].endswith(f"/spaces/{body['id']}")
     sid = body["id"]
@@ -255,6 +255,39 @@ def test_bad_bodies(hub, catalog, store, db_dump, via):
         if fields:
             assert set(body["fields"]) == fields, body
     assert db_dump() == before
+
+
+def test_a_slug_of_another_owner_is_free_and_reveals_nothing(hub, catalog, store, db_dump, via):
+    """Slugs are unique per owner: dave (contoso) gets alice's (northwind) slug, asked
+    for or made from the same display name, as if her space did not exist; only
+    alice's own spaces take a slug from alice. Each space has its own server name."""
+    dave, alice = call(hub, "dave", via), call(hub, "alice", via)
+    theirs = catalog.space("retail-forecasting")
+    r = dave.post(API + "spaces", json={"display_name": "Mine", "slug": "retail-forecasting"})
+    chosen = conforms(api_json(r), "Space")
+    assert r.status_code == 201, chosen
+    assert (chosen["slug"], chosen["server"], chosen["owner"]) == ("retail-forecasting", f"space-{chosen['id']}", "dave")
+    r = dave.post(API + "spaces", json={"display_name": "Store footprint"})  # alice's other slug
+    auto = conforms(api_json(r), "Space")
+    assert r.status_code == 201 and auto["slug"] == "store-footprint", auto
+    assert len({theirs, chosen["id"], auto["id"]}) == 3
+    assert api_json(alice.get(f"{API}spaces/{theirs}"))["server"] == f"space-{theirs}"
+
+    # dave's own slugs are taken for dave
+    before = db_dump(ignore=("audit_events",))
+    body = assert_error(dave.post(API + "spaces", json={"display_name": "Again", "slug": "retail-forecasting"}),
+                        409, "you already own a space with the slug 'retail-forecasting'")
+    assert body["fields"] == {"slug": "taken"}
+    assert db_dump(ignore=("audit_events",)) == before
+    again = api_json(dave.post(API + "spaces", json={"display_name": "Store footprint"}))
+    assert again["slug"] == "store-footprint-2"
+    # and alice's are taken for alice, whatever dave has
+    assert_error(alice.post(API + "spaces", json={"display_name": "X", "slug": "store-footprint"}), 409,
+                 "you already own")
+    mine = api_json(alice.post(API + "spaces", json={"display_name": "Mine", "slug": "mine"}))
+    assert mine["slug"] == "mine"
+    with store.transaction() as db:
+        assert db.scalar(select(func.count()).where(orm.Space.slug == "retail-forecasting")) == 2
 
 
 def test_the_sixteenth_space_is_refused(hub, catalog, store, db_dump, via):

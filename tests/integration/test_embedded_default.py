@@ -144,7 +144,7 @@ def api(hub, token: str, method: str, path: str, **kw) -> requests.Response:
 @pytest.fixture(scope="module")
 def sessions(demo_hub):
     """A running workbench session of every demo user: alice's and dave's demo spaces,
-    a space of their own for the others. {user: (slug, space id, token)}."""
+    a space of their own for the others. {user: (server name, space id, token)}."""
     running = {}
     for user in ("alice", "bob", "carol", "dave", "admin"):
         token = user_token(demo_hub, user)
@@ -157,8 +157,10 @@ def sessions(demo_hub):
             sid = next(s["id"] for s in api(demo_hub, token, "GET", "spaces").json()["items"] if s["slug"] == slug)
         r = api(demo_hub, token, "POST", f"spaces/{sid}/activate")
         assert r.status_code in (200, 202), r.text
-        running[user] = (slug, sid, token)
-    for user, (slug, sid, token) in running.items():
+        r = api(demo_hub, token, "GET", f"spaces/{sid}").json()
+        assert r["server"] == f"space-{sid}", r
+        running[user] = (r["server"], sid, token)
+    for user, (_, sid, token) in running.items():
         deadline = time.monotonic() + 180
         while (state := api(demo_hub, token, "GET", f"spaces/{sid}/status").json()).get("state") != "active":
             assert state.get("state") != "failed" and time.monotonic() < deadline, (user, state)
@@ -183,10 +185,10 @@ def targets(hub, sessions, user: str) -> list[list[str]]:
               ["read", f"/proc/{hub.proc.pid}/environ"],
               ["read", f"/proc/{hub.proc.pid}/root/{var}/demo-password"]]
     own_sid = sessions[user][1] if user in sessions else None
-    for other, (slug, sid, _) in sessions.items():
+    for other, (server, sid, _) in sessions.items():
         if other == user:
             continue
-        home = var / "spaces-home" / other / slug
+        home = var / "spaces-home" / other / server
         found += [["read", str(home)], ["write", str(home)],
                   ["read", str(home / ".spaces" / "databases.json")],
                   ["write", str(home / ".spaces" / "databases.json")]]
@@ -212,11 +214,11 @@ def assert_all_refused(results: list, who: str) -> None:
 
 @pytest.mark.parametrize("user", ["alice", "bob", "carol", "dave", "admin"])
 def test_a_session_reaches_nothing_of_the_hub_or_other_users(demo_hub, sessions, user):
-    slug, _, token = sessions[user]
+    server, _, token = sessions[user]
     found = targets(demo_hub, sessions, user)
     for _, path in found:  # the attack means something: each target is really there
         assert os.path.lexists(path), path
-    base = f"{demo_hub.url}/user/{user}/{slug}/"
+    base = f"{demo_hub.url}/user/{user}/{server}/"
     code = f"TARGETS = {json.dumps(json.dumps(found))}\n" + PROBE
     out, err = run_code(base, token, code)
     assert out, err
@@ -225,8 +227,8 @@ def test_a_session_reaches_nothing_of_the_hub_or_other_users(demo_hub, sessions,
 
 @pytest.mark.parametrize("user", ["alice", "dave"])
 def test_a_session_is_unprivileged(demo_hub, sessions, user):
-    slug, sid, token = sessions[user]
-    out, err = run_code(f"{demo_hub.url}/user/{user}/{slug}/", token, (
+    server, sid, token = sessions[user]
+    out, err = run_code(f"{demo_hub.url}/user/{user}/{server}/", token, (
         "import json, os\n"
         "status = dict(l.split(':', 1) for l in open('/proc/self/status').read().splitlines())\n"
         "print(json.dumps({'uid': os.getuid(), 'euid': os.geteuid(), 'gid': os.getgid(), 'groups': os.getgroups(),\n"
@@ -269,8 +271,8 @@ def test_a_local_account_reaches_nothing_of_the_hub(demo_hub, sessions, local_ac
     # the checkout's code is no secret to the machine's users: only writing it is
     found = [t for t in targets(demo_hub, sessions, "nobody-in-particular")
              if not (t[0] == "read" and t[1].startswith(repo + "/"))]
-    for user, (slug, sid, _) in sessions.items():  # every home and every space's databases
-        home = demo_hub.var / "spaces-home" / user / slug
+    for user, (server, sid, _) in sessions.items():  # every home and every space's databases
+        home = demo_hub.var / "spaces-home" / user / server
         found += [["read", str(home)], ["read", str(home / ".spaces" / "databases.json")]]
         for kind in ("asset", "collaborative", "publish"):
             path = space_database(demo_hub, sid, kind)
@@ -289,7 +291,7 @@ def test_space_databases_hold_each_members_role(demo_hub, sessions):
     space reads it and cannot write it, whatever URL it opens; no one writes the Asset
     file."""
     _, sid, alice = sessions["alice"]
-    slug, carol_sid, carol = sessions["carol"]
+    _, carol_sid, carol = sessions["carol"]
     # carol becomes a viewer of alice's store-footprint (she has full retail-sales)
     footprint = next(s["id"] for s in api(demo_hub, alice, "GET", "spaces").json()["items"]
                      if s["slug"] == "store-footprint")
@@ -323,14 +325,14 @@ def test_space_databases_hold_each_members_role(demo_hub, sessions):
         "    except Exception as e:\n"
         "        return type(e).__name__ + ': ' + str(e)\n"
     )
-    out, err = run_code(f"{demo_hub.url}/user/alice/store-footprint/", alice, write + (
+    out, err = run_code(f"{demo_hub.url}/user/alice/space-{footprint}/", alice, write + (
         f"print(attempt({collaborative!r}, 'CREATE TABLE notes (n INT)'), "
         f"attempt({collaborative!r}, 'INSERT INTO notes VALUES (1)'), "
         f"attempt({asset!r}, 'CREATE TABLE forged (n INT)'), sep='|')"
     ))
     assert out.strip().split("|")[:2] == ["ok", "ok"], (out, err)
     assert "readonly" in out.strip().split("|")[2], out
-    out, err = run_code(f"{demo_hub.url}/user/carol/store-footprint/", carol, write + (
+    out, err = run_code(f"{demo_hub.url}/user/carol/space-{footprint}/", carol, write + (
         f"print(sqlite3.connect({collaborative!r}).execute('SELECT n FROM notes').fetchall(), "
         f"attempt({collaborative!r}, 'INSERT INTO notes VALUES (2)'), "
         f"attempt({collaborative!r}, 'DROP TABLE notes'), "

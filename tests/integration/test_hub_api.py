@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 from spaces_hub import API, api_json
-from test_activation import race, servers, space_id, start_space_hub, suspend_all, wait_status
+from test_activation import race, server, servers, space_id, start_space_hub, suspend_all, wait_status
 
 pytestmark = pytest.mark.slow
 
@@ -47,52 +47,67 @@ def hub_error(r) -> str:
 
 def test_a_locked_start_is_refused_in_the_answer(gated_hub):
     carol = gated_hub.token_session("carol")
+    name = server(gated_hub, "retail-forecasting")
     for method in ("POST", "PUT"):
-        r = carol.request(method, "/hub/api/users/carol/servers/retail-forecasting", json={})
+        r = carol.request(method, f"/hub/api/users/carol/servers/{name}", json={})
         assert r.status_code == 403, (method, r.status_code, r.text)
         assert "weather" in hub_error(r)
-    assert "retail-forecasting" not in servers(gated_hub, "carol")
+    assert name not in servers(gated_hub, "carol")
     r = carol.post(f"{API}spaces/{space_id(gated_hub, 'retail-forecasting')}/activate")
     assert r.status_code == 403 and "weather" in api_json(r)["message"]
 
 
 @pytest.mark.parametrize("method", ["POST", "PUT"])
 def test_only_spaces_become_servers(gated_hub, alice, method):
-    r_missing = alice.request(method, "/hub/api/users/alice/servers/anything-at-all",
-                              json={"display_name": "Anything"})
-    r_hidden = alice.request(method, "/hub/api/users/alice/servers/weather-trends", json={})  # dave's
-    for r, name in ((r_missing, "anything-at-all"), (r_hidden, "weather-trends")):
+    hidden = server(gated_hub, "weather-trends")  # dave's
+    names = ("anything-at-all", "space-987654", hidden)
+    answers = [alice.request(method, f"/hub/api/users/alice/servers/{name}", json={"display_name": "Anything"})
+               for name in names]
+    for r, name in zip(answers, names):
         assert r.status_code == 404, (name, r.status_code, r.text)
     # a space alice may not see answers exactly like no space at all
-    assert hub_error(r_missing).replace("anything-at-all", "X") == hub_error(r_hidden).replace("weather-trends", "X")
-    assert not {"anything-at-all", "weather-trends"} & set(servers(gated_hub, "alice"))
+    assert len({hub_error(r).replace(name, "X") for r, name in zip(answers, names)}) == 1
+    assert not set(names) & set(servers(gated_hub, "alice"))
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT"])
+def test_a_slug_is_not_a_server_name(gated_hub, alice, method):
+    """Slugs are unique per owner only, so a slug names no server: alice's own space
+    by its slug is refused like a name that is no space, and leaves no record."""
+    r = alice.request(method, "/hub/api/users/alice/servers/store-footprint", json={})
+    assert r.status_code == 404, (r.status_code, r.text)
+    assert hub_error(r).startswith("alice has no space 'store-footprint'"), r.text
+    assert "store-footprint" not in servers(gated_hub, "alice")
 
 
 def test_a_server_cannot_be_renamed_onto_a_space(gated_hub, alice):
-    r = alice.put("/hub/api/users/alice/servers/store-footprint", json={})
+    name = server(gated_hub, "store-footprint")
+    onto = [server(gated_hub, "race-00"), server(gated_hub, "race-01")]
+    r = alice.put(f"/hub/api/users/alice/servers/{name}", json={})
     assert r.status_code == 201, r.text  # a stopped record of a space she may start
     try:
-        r = alice.patch("/hub/api/users/alice/servers/store-footprint", json={"name": "race-00"})
+        r = alice.patch(f"/hub/api/users/alice/servers/{name}", json={"name": onto[0]})
         assert r.status_code == 409 and "cannot be renamed" in hub_error(r), r.text
-        r = alice.patch("/hub/api/users/alice/servers/", json={"name": "race-01"})
+        r = alice.patch("/hub/api/users/alice/servers/", json={"name": onto[1]})
         assert r.status_code == 409, r.text
         names = set(servers(gated_hub, "alice"))
-        assert "store-footprint" in names and not {"race-00", "race-01"} & names
+        assert name in names and not set(onto) & names
     finally:
-        gated_hub.hub_api("DELETE", "/users/alice/servers/store-footprint", json={"remove": True})
+        gated_hub.hub_api("DELETE", f"/users/alice/servers/{name}", json={"remove": True})
 
 
 def test_a_second_space_is_refused_in_the_answer(gated_hub, alice):
     first = space_id(gated_hub, "store-footprint")
-    r = alice.post("/hub/api/users/alice/servers/store-footprint", json={})
+    others = [server(gated_hub, "race-05"), server(gated_hub, "race-06")]
+    r = alice.post(f"/hub/api/users/alice/servers/space-{first}", json={})
     assert r.status_code in (201, 202), r.text
     # while it starts, and once it runs, a second space is a 409 naming the first
-    r = alice.post("/hub/api/users/alice/servers/race-05", json={})
-    assert r.status_code == 409 and "store-footprint" in hub_error(r), r.text
+    r = alice.post(f"/hub/api/users/alice/servers/{others[0]}", json={})
+    assert r.status_code == 409 and f"space-{first}" in hub_error(r), r.text
     wait_status(alice, first, "active")
-    r = alice.post("/hub/api/users/alice/servers/race-06", json={})
-    assert r.status_code == 409 and "store-footprint" in hub_error(r), r.text
-    assert not {"race-05", "race-06"} & set(servers(gated_hub, "alice"))
+    r = alice.post(f"/hub/api/users/alice/servers/{others[1]}", json={})
+    assert r.status_code == 409 and f"space-{first}" in hub_error(r), r.text
+    assert not set(others) & set(servers(gated_hub, "alice"))
 
 
 def test_concurrent_starts_answer_one_start_and_refusals(gated_hub, alice):

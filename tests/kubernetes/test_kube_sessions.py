@@ -148,6 +148,11 @@ def space_id(hub, slug: str) -> int:
         return db.query(orm.Space).filter_by(slug=slug).one().id
 
 
+def server(hub, slug: str) -> str:
+    """The JupyterHub server name of the demo space ``slug`` (its pods' space label)."""
+    return f"space-{space_id(hub, slug)}"
+
+
 def servers(hub, user: str) -> dict:
     r = hub.hub_api("GET", f"/users/{user}?include_stopped_servers=1")
     r.raise_for_status()
@@ -175,16 +180,17 @@ def suspend_all(hub, user: str) -> None:
         time.sleep(0.3)
 
 
-async def pod_of(core, namespace: str, user: str, slug: str):
+async def pod_of(core, namespace: str, user: str, name: str):
+    """``user``'s pods of the session ``name`` (a server name)."""
     pods = (await core.list_namespaced_pod(
-        namespace, label_selector=f"spaces.jupyter.org/space={slug}")).items
+        namespace, label_selector=f"spaces.jupyter.org/space={name}")).items
     return [p for p in pods if (p.metadata.annotations or {}).get(
         "hub.jupyter.org/username") == user]
 
 
-async def wait_gone(core, namespace, user, slug, timeout=60):
+async def wait_gone(core, namespace, user, name, timeout=60):
     deadline = time.monotonic() + timeout
-    while await pod_of(core, namespace, user, slug):
+    while await pod_of(core, namespace, user, name):
         assert time.monotonic() < deadline, "the session pod was never deleted"
         await asyncio.sleep(0.3)
 
@@ -206,10 +212,10 @@ async def test_alice_workbench_session_runs_as_a_pod_and_serves_jupyterlab(kube_
     assert status["mode"] == "workbench"
 
     # JupyterLab through the proxy, served by the pod's process
-    lab = kube_hub.browser("alice").get("/user/alice/store-footprint/lab")
+    lab = kube_hub.browser("alice").get(f"/user/alice/space-{sid}/lab")
     assert lab.status_code == 200 and "JupyterLab" in lab.text, lab.url
 
-    [pod] = await pod_of(core, namespace, "alice", "store-footprint")
+    [pod] = await pod_of(core, namespace, "alice", server(kube_hub, "store-footprint"))
     assert pod.status.phase == "Running" and pod.status.pod_ip.startswith("127.")
     assert pod.metadata.labels["spaces.jupyter.org/mode"] == "workbench"
     [notebook] = [c for c in pod.spec.containers if c.name == "notebook"]
@@ -238,10 +244,10 @@ async def test_one_active_space_holds_on_kubernetes(kube_hub, alice, kube_namesp
     r = alice.post(f"{API}spaces/{second}/activate")
     assert r.status_code == 409, r.text
     # ... and straight to the hub API with her own token
-    direct = alice.post(f"/hub/api/users/alice/servers/retail-forecasting", json={})
+    direct = alice.post(f"/hub/api/users/alice/servers/space-{second}", json={})
     assert direct.status_code == 409, direct.text
-    assert await pod_of(core, namespace, "alice", "retail-forecasting") == []
-    assert len(await pod_of(core, namespace, "alice", "store-footprint")) == 1
+    assert await pod_of(core, namespace, "alice", server(kube_hub, "retail-forecasting")) == []
+    assert len(await pod_of(core, namespace, "alice", server(kube_hub, "store-footprint"))) == 1
 
 
 async def test_suspend_deletes_the_pod_but_never_asset_or_shared_volumes(kube_hub, alice,
@@ -250,7 +256,7 @@ async def test_suspend_deletes_the_pod_but_never_asset_or_shared_volumes(kube_hu
     sid = space_id(kube_hub, "store-footprint")
     assert alice.post(f"{API}spaces/{sid}/activate").status_code in (200, 202)
     wait_status(alice, sid, "active", kube_hub)
-    [pod] = await pod_of(core, namespace, "alice", "store-footprint")
+    [pod] = await pod_of(core, namespace, "alice", server(kube_hub, "store-footprint"))
     claims = {v.persistent_volume_claim.claim_name for v in pod.spec.volumes
               if v.persistent_volume_claim}
     assert {ASSETS_CLAIM, SHARED_CLAIM} <= claims
@@ -258,7 +264,7 @@ async def test_suspend_deletes_the_pod_but_never_asset_or_shared_volumes(kube_hu
     r = alice.post(f"{API}spaces/{sid}/suspend")
     assert r.status_code in (200, 202), r.text
     wait_status(alice, sid, "suspended", kube_hub)
-    await wait_gone(core, namespace, "alice", "store-footprint")
+    await wait_gone(core, namespace, "alice", server(kube_hub, "store-footprint"))
     remaining = {c.metadata.name for c in (await core.list_namespaced_persistent_volume_claim(
         namespace)).items}
     # the shared volumes stay, and so does her working storage for this space
@@ -274,11 +280,11 @@ async def test_bob_sandbox_pod_has_guacd_sidecar_and_network_policy(kube_hub, ku
     r = bob.post(f"{API}spaces/{sid}/activate")
     assert r.status_code in (200, 202), r.text
     deadline = time.monotonic() + 120
-    while not await pod_of(core, namespace, "bob", "retail-forecasting"):
+    while not await pod_of(core, namespace, "bob", server(kube_hub, "retail-forecasting")):
         assert time.monotonic() < deadline, kube_hub.log_tail()
         time.sleep(0.3)
     try:
-        [pod] = await pod_of(core, namespace, "bob", "retail-forecasting")
+        [pod] = await pod_of(core, namespace, "bob", server(kube_hub, "retail-forecasting"))
         assert pod.metadata.labels["spaces.jupyter.org/mode"] == "sandbox"
         containers = {c.name: c for c in pod.spec.containers}
         assert "guacd" in containers
@@ -301,7 +307,7 @@ async def test_bob_sandbox_pod_has_guacd_sidecar_and_network_policy(kube_hub, ku
                        for rule in policy.spec.egress for peer in rule.to)
     finally:
         suspend_all(kube_hub, "bob")
-    await wait_gone(core, namespace, "bob", "retail-forecasting")
+    await wait_gone(core, namespace, "bob", server(kube_hub, "retail-forecasting"))
     # the policy goes with the session
     names = {p.metadata.name for p in (await net.list_namespaced_network_policy(namespace)).items}
     assert pod.metadata.name not in names

@@ -111,7 +111,7 @@ def session_pod(namespace: str, mode: str) -> dict:
         port=8888,
         image="jupyterhub-spaces/workbench:0.1.0",
         labels={"component": "singleuser-server",
-                **objects.make_session_labels("retail-forecasting", 3, mode)},
+                **objects.make_session_labels("space-3", 3, mode)},
         volumes=[home_volume, *asset_volumes],
         volume_mounts=[home_mount, *asset_mounts],
         node_selector=resources["node_selector"],
@@ -142,9 +142,9 @@ async def test_session_pod_is_accepted_whole(kube_api, namespace, mode):
 
 
 async def test_sandbox_network_policy_is_accepted_whole(kube_api, namespace):
-    labels = objects.make_session_labels("retail-forecasting", 3, "sandbox")
+    labels = objects.make_session_labels("space-3", 3, "sandbox")
     body = objects.make_network_policy(
-        "jupyter-bob--retail-forecasting", namespace, labels,
+        "jupyter-bob--space-3", namespace, labels,
         ingress_from=[{"podSelector": {"matchLabels": {"component": "proxy"}}}],
         egress_to=[{"podSelector": {"matchLabels": {"component": "hub"}}},
                    {"ipBlock": {"cidr": "10.20.0.5/32"}}],
@@ -158,9 +158,9 @@ async def test_working_storage_claim_is_accepted_whole(kube_api, namespace):
     from kubernetes_asyncio.client import ApiClient
     from kubespawner.objects import make_pvc
 
-    pvc = make_pvc(name="space-alice--retail-forecasting", storage_class=None,
+    pvc = make_pvc(name="space-alice--space-3", storage_class=None,
                    access_modes=["ReadWriteOnce"], selector=None, storage="10Gi",
-                   labels=objects.make_session_labels("retail-forecasting", 3, "workbench"))
+                   labels=objects.make_session_labels("space-3", 3, "workbench"))
     body = ApiClient().sanitize_for_serialization(pvc)
     stored = await create_and_read_back(kube_api, "PersistentVolumeClaim", namespace, body)
     assert dropped_fields(body, stored) == []

@@ -263,10 +263,12 @@ def wait_status(client, hub: Z2JHHub, sid: int, want: str, timeout: float = 180)
 
 
 async def session_pods(hub: Z2JHHub, kube_api, user: str, slug: str) -> list:
+    """``user``'s pods of the demo space ``slug`` (labelled with its server name)."""
     from kubernetes_asyncio import client
 
+    name = f"space-{space_id(hub, slug)}"
     pods = (await client.CoreV1Api(kube_api).list_namespaced_pod(
-        hub.pod.namespace, label_selector=f"spaces.jupyter.org/space={slug}")).items
+        hub.pod.namespace, label_selector=f"spaces.jupyter.org/space={name}")).items
     return [p for p in pods
             if (p.metadata.annotations or {}).get("hub.jupyter.org/username") == user]
 
@@ -295,7 +297,7 @@ def test_alice_reaches_jupyterlab_in_a_workbench_space(z2jh_hub, kube_api):
     assert r.status_code in (200, 202), r.text
     status = wait_status(alice, z2jh_hub, sid, "active")
     assert status["mode"] == "workbench"
-    lab = alice.get("/user/alice/store-footprint/lab")
+    lab = alice.get(f"/user/alice/space-{sid}/lab")
     assert lab.status_code == 200 and "JupyterLab" in lab.text, lab.url
 
 
@@ -313,7 +315,7 @@ async def test_alice_session_pod_is_what_the_chart_promises(z2jh_hub, kube_api):
     [home] = [m for m in notebook.volume_mounts if m.mount_path == "/home/jovyan"]
     claims = {v.name: v.persistent_volume_claim.claim_name for v in pod.spec.volumes
               if v.persistent_volume_claim}
-    assert "store-footprint" in claims[home.name]
+    assert claims[home.name].endswith(f"space-{space_id(z2jh_hub, 'store-footprint')}")
     # the space databases are PostgreSQL, reachable from the pod; never hub-local files
     env = {e.name: e.value for e in notebook.env}
     for name in ("SPACES_ASSET_DB_URL", "SPACES_COLLABORATIVE_DB_URL", "SPACES_PUBLISH_DB_URL"):
@@ -335,7 +337,7 @@ async def test_bob_sandbox_pod_runs_the_sandbox_image(z2jh_hub, kube_api):
     [notebook] = [c for c in pod.spec.containers if c.name == "notebook"]
     values = z2jh_hub.pod.merged["sessions"]["sandbox"]["image"]
     assert notebook.image == f"{values['name']}:{values['tag']}"
-    z2jh_hub.hub_api("DELETE", "/users/bob/servers/retail-forecasting")
+    z2jh_hub.hub_api("DELETE", f"/users/bob/servers/space-{sid}")
 
 
 def test_chart_refuses_sqlite_and_old_kubernetes():

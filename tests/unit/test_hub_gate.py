@@ -13,7 +13,7 @@ from sqlalchemy import select
 from tornado import web
 from traitlets.config import Config
 
-from jupyterhub_spaces import demo, orm
+from jupyterhub_spaces import demo, orm, policy
 from jupyterhub_spaces.hub_gate import space_server_gate
 from jupyterhub_spaces.settings import SpacesSettings
 from jupyterhub_spaces.spawner import get_store
@@ -30,6 +30,14 @@ def config(tmp_path_factory):
     c.SpacesSettings.source_db_url = f"sqlite:///{tmp / 'sources.sqlite'}"
     demo.seed(get_store(c.SpacesSettings.db_url), SpacesSettings(config=c))
     return c
+
+
+@pytest.fixture(scope="module")
+def server(config):
+    """The server name of a demo space, by its slug; any other name unchanged."""
+    with get_store(config.SpacesSettings.db_url).transaction() as db:
+        names = {slug: policy.server_name(i) for slug, i in db.execute(select(orm.Space.slug, orm.Space.id))}
+    return lambda name: names.get(name, name)
 
 
 class Spawner(SimpleNamespace):
@@ -52,7 +60,7 @@ def handler(config, user: str, server: str, method: str = "POST", running: dict 
 
 
 @pytest.mark.parametrize(
-    "user, server, running, status, phrase",
+    "user, name, running, status, phrase",
     [
         ("alice", "store-footprint", {}, None, ""),
         ("alice", "retail-forecasting", {}, None, ""),
@@ -66,23 +74,39 @@ def handler(config, user: str, server: str, method: str = "POST", running: dict 
         ("alice", "store-footprint", {"store-footprint": {"pending": "spawn"}}, None, ""),
     ],
 )
-def test_gate_decisions(config, user, server, running, status, phrase):
+def test_gate_decisions(config, server, user, name, running, status, phrase):
+    """Spaces are named by their slugs here, and the gate gets their server names."""
+    name = server(name)
+    running = {server(n): s for n, s in running.items()}
+    phrase = re.sub(r"[a-z]+-[a-z]+(?:-[a-z]+)?", lambda m: server(m.group()), phrase)
     if status is None:
-        assert space_server_gate(handler(config, user, server, running=running)) == 0
+        assert space_server_gate(handler(config, user, name, running=running)) == 0
         return
     with pytest.raises(web.HTTPError) as e:
-        space_server_gate(handler(config, user, server, running=running))
+        space_server_gate(handler(config, user, name, running=running))
     assert e.value.status_code == status
     assert phrase in e.value.log_message % e.value.args
 
 
-def test_a_stranger_and_a_missing_space_read_alike(config):
+@pytest.mark.parametrize("slug", ["store-footprint", "retail-forecasting"])
+def test_a_slug_is_not_a_server_name(config, server, slug):
+    """Alice owns both spaces: by their server names the gate lets her start them
+    (above), by their slugs it refuses them like a name that is no space."""
+    assert server(slug) != slug
+    with pytest.raises(web.HTTPError) as e:
+        space_server_gate(handler(config, "alice", slug))
+    assert (e.value.status_code, e.value.log_message % e.value.args) == (
+        404, f"alice has no space {slug!r}: a session is a space you are a member of; create or "
+        "pick one in the Spaces app at /services/spaces/")
+
+
+def test_a_stranger_and_a_missing_space_read_alike(config, server):
     messages = []
-    for server in ("retail-forecasting", "no-such-space-x"):
+    for name in (server("retail-forecasting"), "space-987654", "no-such-space-x"):
         with pytest.raises(web.HTTPError) as e:
-            space_server_gate(handler(config, "dave", server))
-        messages.append((e.value.status_code, (e.value.log_message % e.value.args).replace(server, "X")))
-    assert messages[0] == messages[1]
+            space_server_gate(handler(config, "dave", name))
+        messages.append((e.value.status_code, (e.value.log_message % e.value.args).replace(name, "X")))
+    assert messages[0] == messages[1] == messages[2]
 
 
 @pytest.mark.parametrize("method, server", [("GET", ""), ("PATCH", "anything"), ("POST", ""), ("POST", "Not A Slug")])
@@ -90,10 +114,10 @@ def test_gate_leaves_other_requests_to_the_hub(config, method, server):
     assert space_server_gate(handler(config, "dave", server, method=method)) == 0
 
 
-def test_refusals_are_audited(config):
+def test_refusals_are_audited(config, server):
     store = get_store(config.SpacesSettings.db_url)
     with pytest.raises(web.HTTPError):
-        space_server_gate(handler(config, "carol", "retail-forecasting"))
+        space_server_gate(handler(config, "carol", server("retail-forecasting")))
     with store.transaction() as db:
         event = db.scalars(select(orm.AuditEvent).order_by(orm.AuditEvent.id.desc()).limit(1)).one()
     assert (event.actor, event.action, event.outcome, event.detail["via"]) == ("carol", "space.activate", "refused", "hub")

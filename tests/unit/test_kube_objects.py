@@ -101,11 +101,11 @@ def make_spawner(config: Config | None = None) -> KubeSpaceSpawner:
     spawner = KubeSpaceSpawner(_mock=True, config=cfg)
     spawner.user.name = "alice"
     spawner.orm_spawner = types.SimpleNamespace(
-        name="retail-forecasting", display_name="Retail forecasting", server=None,
+        name="space-7", display_name="Retail forecasting", server=None,
         user_options={}, state={},
     )
-    spawner.pod_name = "jupyter-alice--retail-forecasting"
-    spawner.pvc_name = "space-alice--retail-forecasting"
+    spawner.pod_name = "jupyter-alice--space-7"
+    spawner.pvc_name = "space-alice--space-7"
     spawner.api_token = "session-token"
     return spawner
 
@@ -142,13 +142,14 @@ async def test_workbench_pod_has_profile_home_and_read_only_assets():
     assert not any("daily-weather" in path for path in mounts)
 
     volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
-    assert volumes[home["name"]]["persistentVolumeClaim"] == {"claimName": "space-alice--retail-forecasting"}
+    assert volumes[home["name"]]["persistentVolumeClaim"] == {"claimName": "space-alice--space-7"}
     for mount in (stores, daily):
         claim = volumes[mount["name"]]["persistentVolumeClaim"]
         assert claim == {"claimName": "spaces-assets", "readOnly": True}
 
     labels = pod["metadata"]["labels"]
-    assert labels["spaces.jupyter.org/space"] == "retail-forecasting"
+    # the server name: a slug is unique per owner only
+    assert labels["spaces.jupyter.org/space"] == "space-7"
     assert labels["spaces.jupyter.org/mode"] == "workbench"
     assert spawner.network_policy(spawner._ctx) is None
 
@@ -188,9 +189,9 @@ async def test_working_storage_claim_is_valid_and_protected_claims_are_never_del
     with pytest.raises(Exception, match="protected shared claim"):
         await spawner._prepare_backend(context(policy.Mode.workbench))
 
-    spawner.pvc_name = "space-alice--retail-forecasting"
+    spawner.pvc_name = "space-alice--space-7"
     await spawner.delete_forever()
-    assert deleted == ["space-alice--retail-forecasting"]
+    assert deleted == ["space-alice--space-7"]
 
 
 async def test_sandbox_pod_runs_the_gateway_and_gets_a_network_policy():
@@ -297,7 +298,7 @@ async def test_site_home_volume_gives_way_to_the_space_home(site):
     claims = {v["name"]: v.get("persistentVolumeClaim", {}).get("claimName")
               for v in pod["spec"]["volumes"]}
     # a home per space: a home shared between spaces would carry data out of a Sandbox
-    assert claims[home["name"]] == "space-alice--retail-forecasting"
+    assert claims[home["name"]] == "space-alice--space-7"
     assert "home-nfs" not in claims.values()
     assert claims["shared"] == "team-shared" and "/srv/shared" in paths
 

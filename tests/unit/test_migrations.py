@@ -84,3 +84,50 @@ def test_upgrading_keeps_every_row_and_reference(tmp_path):
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         sql = conn.exec_driver_sql("SELECT sql FROM sqlite_master WHERE name = 'spaces'").scalar()
         assert "AUTOINCREMENT" in sql
+
+
+def _insert_space(conn, space_id, slug, owner_id):
+    from sqlalchemy import text
+
+    conn.execute(text(
+        "INSERT INTO spaces (id, slug, display_name, description, owner_id, tools, profile, workers, "
+        "created_at, updated_at) VALUES (:id, :slug, 'S', '', :owner, '[]', 'small', 0, '2026-01-01', '2026-01-01')"),
+        {"id": space_id, "slug": slug, "owner": owner_id})
+
+
+def test_slugs_become_unique_per_owner(tmp_path):
+    """Revision 0005: two owners may share a slug, one owner may not use it twice, and
+    the spaces table keeps its rows and AUTOINCREMENT; downgrading restores the old rule."""
+    from sqlalchemy import create_engine, exc, text
+
+    url = f"sqlite:///{tmp_path}/old.sqlite"
+    upgrade_db(url, "0004")
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        for i, name in ((1, "alice"), (2, "dave")):
+            conn.execute(text(f"INSERT INTO users (id, name, display_name, created_at) VALUES ({i}, '{name}', '', '2026-01-01')"))
+        _insert_space(conn, 1, "northwind", 1)
+    with pytest.raises(exc.IntegrityError), engine.begin() as conn:
+        _insert_space(conn, 2, "northwind", 2)  # unique across the hub before
+    engine.dispose()
+
+    upgrade_db(url, "head")
+    with engine.begin() as conn:
+        _insert_space(conn, 2, "northwind", 2)
+    with pytest.raises(exc.IntegrityError), engine.begin() as conn:
+        _insert_space(conn, 3, "northwind", 1)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT id, owner_id FROM spaces ORDER BY id")).all() == [(1, 1), (2, 2)]
+        sql = conn.exec_driver_sql("SELECT sql FROM sqlite_master WHERE name = 'spaces'").scalar()
+        assert "AUTOINCREMENT" in sql
+    engine.dispose()
+
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM spaces WHERE id = 2"))
+    engine.dispose()
+    from alembic import command
+
+    command.downgrade(alembic_config(url), "0004")
+    with pytest.raises(exc.IntegrityError), engine.begin() as conn:
+        _insert_space(conn, 4, "northwind", 2)
+    engine.dispose()

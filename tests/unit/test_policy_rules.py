@@ -8,10 +8,12 @@ from jupyterhub_spaces.policy import (
     Role,
     allowed,
     is_safe_slug,
+    server_name,
     one_active_conflict,
     org_can_see,
     over_space_limit,
     slugify,
+    space_id_of,
     validate_profile,
     validate_role,
     validate_spec,
@@ -84,7 +86,7 @@ def test_slugify(name, taken, slug):
 @pytest.mark.parametrize(
     "value, ok",
     [("a", True), ("a-b-1", True), ("1a", False), ("a--b", False), ("a-", False),
-     ("A", False), ("", False), ("a" * 30, True), ("a" * 31, False), ("a_b", False)],
+     ("A", False), ("", False), ("a" * 30, True), ("a" * 31, False), ("a_b", False), ("a\n", False)],
 )
 def test_is_safe_slug(value, ok):
     assert is_safe_slug(value) is ok
@@ -95,6 +97,31 @@ def test_slugify_is_always_safe_and_free(name, taken):
     slug = slugify(name, taken)
     assert is_safe_slug(slug)
     assert slug not in taken
+
+
+@given(st.integers(min_value=1, max_value=2**31 - 1))
+def test_a_server_name_is_a_safe_slug_that_gives_its_id_back(space_id):
+    name = server_name(space_id)
+    assert is_safe_slug(name)
+    assert space_id_of(name) == space_id
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["", "space", "space-", "space-0", "space-01", "space--1", "space-1-", "space-+1",
+     "space-1a", "Space-1", " space-1", "space-1 ", "space-\u0661", "space-12345678901",
+     "retail-forecasting", "space-1\n"],
+)
+def test_other_names_are_no_space_server(name):
+    """One spelling per id: a slug, a padded or signed id, digits of another script,
+    or any name around one is no space's server."""
+    assert space_id_of(name) is None
+
+
+@pytest.mark.parametrize("bad", [0, -1, True, 1.0, "1"])
+def test_server_name_wants_a_space_id(bad):
+    with pytest.raises(ValueError):
+        server_name(bad)
 
 
 @pytest.mark.parametrize(

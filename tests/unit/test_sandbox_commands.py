@@ -41,7 +41,7 @@ def test_gateway_command_carries_site_settings():
     app, settings = parse(sandbox.gateway_command(make_ctx(config=config)))
     assert app.space == "Sales analysis"
     assert app.home == "/srv/homes/bob/sales"
-    assert app.recording_name == "bob-sales-${GUAC_DATE}-${GUAC_TIME}"
+    assert app.recording_name == "bob-space-7-${GUAC_DATE}-${GUAC_TIME}"  # the server name, not the slug
     assert settings.allow_paste is True
     assert settings.recording_path == "/srv/recordings"
     assert settings.max_width == 1920

@@ -67,7 +67,10 @@ export function membersAccess(
 
 export interface ISpace {
   id: number;
+  /** the space's short name (unique among its owner's spaces only) */
   slug: string;
+  /** the JupyterHub server name of every member's session: `space-<id>` */
+  server: string;
   display_name: string;
   owner: string;
   role?: string | null;
@@ -120,7 +123,7 @@ export function items<T>(answer: any): T[] {
   return [];
 }
 
-/** The space this JupyterLab belongs to: its named server is the space's slug. */
+/** The space this JupyterLab belongs to: its named server is the space's `server`. */
 export function currentSpace(
   spaces: ISpace[],
   serverName: string
@@ -128,7 +131,7 @@ export function currentSpace(
   if (!serverName) {
     return undefined;
   }
-  return spaces.find(s => s.slug === serverName);
+  return spaces.find(s => s.server === serverName);
 }
 
 /** The access mode of a space for the caller (sandbox, workbench, locked, …). */

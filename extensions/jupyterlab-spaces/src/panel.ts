@@ -44,7 +44,7 @@ export interface IPanelOptions {
   client: SpacesClient;
   /** the service's base path (the Spaces app) */
   appUrl: string;
-  /** the named server this JupyterLab runs in: the current space's slug */
+  /** the named server this JupyterLab runs in: the current space's `server` */
   serverName: string;
   userName: string;
 }

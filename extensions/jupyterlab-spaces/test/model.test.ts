@@ -25,12 +25,15 @@ test('the service sits next to the hub under the same base URL', () => {
   assert.equal(serviceBase('/hub/', 'my spaces'), '/services/my%20spaces/');
 });
 
-test('the current space is the one whose slug is the server name', () => {
+test('the current space is the one whose server is the server name, not its slug', () => {
   const spaces = [
-    { id: 1, slug: 'sales', display_name: 'Sales', owner: 'alice' },
-    { id: 2, slug: 'churn', display_name: 'Churn', owner: 'alice' }
+    { id: 1, slug: 'sales', server: 'space-1', display_name: 'Sales', owner: 'alice' },
+    { id: 2, slug: 'sales', server: 'space-2', display_name: 'Sales', owner: 'bob' },
+    { id: 3, slug: 'churn', server: 'space-3', display_name: 'Churn', owner: 'alice' }
   ];
-  assert.equal(currentSpace(spaces, 'churn')?.id, 2);
+  assert.equal(currentSpace(spaces, 'space-3')?.id, 3);
+  assert.equal(currentSpace(spaces, 'space-2')?.id, 2);
+  assert.equal(currentSpace(spaces, 'churn'), undefined);
   assert.equal(currentSpace(spaces, ''), undefined);
   assert.equal(currentSpace(spaces, 'other'), undefined);
 });
@@ -73,8 +76,8 @@ test('a tool can be launched only when ready with a URL', () => {
 });
 
 test('switching warns that the current space is suspended', () => {
-  const a = { id: 1, slug: 'a', display_name: 'Alpha', owner: 'x' };
-  const b = { id: 2, slug: 'b', display_name: 'Beta', owner: 'x' };
+  const a = { id: 1, slug: 'a', server: 'space-1', display_name: 'Alpha', owner: 'x' };
+  const b = { id: 2, slug: 'b', server: 'space-2', display_name: 'Beta', owner: 'x' };
   assert.match(switchWarning(a, b), /Alpha.*suspended.*Beta/);
   assert.doesNotMatch(switchWarning(undefined, b), /suspended/);
 });

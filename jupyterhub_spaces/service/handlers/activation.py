@@ -1,6 +1,6 @@
 """Activating, suspending and watching a space's session.
 
-A space's session is the caller's JupyterHub named server named by the space's slug.
+A space's session is the caller's JupyterHub named server ``space-<id>`` (``policy.server_name``).
 The service checks the policy first (so the Spaces app can say why a space is locked
 without starting anything), then asks the hub to start the server; the spawner checks
 everything again, because users may call the hub API directly.
@@ -40,6 +40,8 @@ SWITCH_STOP_TIMEOUT = 120
 class SpaceInfo:
     id: int
     slug: str
+    #: the JupyterHub named-server name of the caller's session of the space
+    server: str
     display_name: str
     tools: list
     decision: policy.Decision
@@ -62,7 +64,7 @@ class ActivationBase(APIHandler):
             decision = decide(
                 db, [self.user_name], space, lineage_enforced=self.spaces_settings.lineage_enforced
             )[self.user_name]
-            info = SpaceInfo(space.id, space.slug, space.display_name, list(space.tools or []), decision)
+            info = SpaceInfo(space.id, space.slug, policy.server_name(space.id), space.display_name, list(space.tools or []), decision)
         if decision.mode == policy.Mode.not_member:
             raise no_space(space_id)
         if need == "activate" and decision.mode == policy.Mode.locked:
@@ -106,7 +108,7 @@ class ActivationBase(APIHandler):
             return {"state": row.state, "mode": row.mode, "reason": row.reason, "updated_at": row.updated_at}
 
     def status_of(self, info: SpaceInfo, user_model: dict) -> dict:
-        server = (user_model.get("servers") or {}).get(info.slug)
+        server = (user_model.get("servers") or {}).get(info.server)
         phase = server_phase(server)
         row = self.activation_row(info.id)
         reason = ""
@@ -122,6 +124,7 @@ class ActivationBase(APIHandler):
         return {
             "space_id": info.id,
             "slug": info.slug,
+            "server": info.server,
             "display_name": info.display_name,
             "state": state,
             "reason": reason,
@@ -131,17 +134,20 @@ class ActivationBase(APIHandler):
             "updated_at": (row or {}).get("updated_at"),
         }
 
-    def other_active(self, user_model: dict, slug: str) -> list[str]:
+    def other_active(self, user_model: dict, server_name: str) -> list[str]:
         return [
             name
             for name, server in (user_model.get("servers") or {}).items()
-            if name != slug and server_phase(server) != "stopped"
+            if name != server_name and server_phase(server) != "stopped"
         ]
 
-    def display_names(self, slugs: list[str]) -> dict[str, str]:
+    def display_names(self, server_names: list[str]) -> dict[str, str]:
+        """The display names of the spaces whose sessions are ``server_names``."""
+        ids = {policy.space_id_of(name): name for name in server_names}
+        ids.pop(None, None)
         with self.store.transaction() as db:
-            rows = db.execute(select(orm.Space.slug, orm.Space.display_name).where(orm.Space.slug.in_(slugs)))
-            return {slug: name for slug, name in rows}
+            rows = db.execute(select(orm.Space.id, orm.Space.display_name).where(orm.Space.id.in_(ids)))
+            return {ids[space_id]: name for space_id, name in rows}
 
 
 class ActivateHandler(ActivationBase):
@@ -152,11 +158,11 @@ class ActivateHandler(ActivationBase):
         info = self.load_space(raw_id)
         switch = self.get_argument("switch", "false").lower() in ("1", "true", "yes")
         model = await self.hub_model()
-        phase = server_phase((model.get("servers") or {}).get(info.slug))
-        others = self.other_active(model, info.slug)
+        phase = server_phase((model.get("servers") or {}).get(info.server))
+        others = self.other_active(model, info.server)
         if others and not switch:
             names = self.display_names(others)
-            message = policy.one_active_conflict(info.slug, others) or ""
+            message = policy.one_active_conflict(info.server, others) or ""
             raise APIError(
                 409,
                 f"{message} (active: {names.get(others[0], others[0])})",
@@ -170,7 +176,7 @@ class ActivateHandler(ActivationBase):
             await self.suspend_and_wait(other)
         try:
             r = await self.hub.start_server(
-                self.user_name, info.slug, info.display_name, {"space_id": info.id}
+                self.user_name, info.server, info.display_name, {"space_id": info.id}
             )
         except HubUnavailable as e:
             raise APIError(503, f"{e}: try again when the hub is back")
@@ -183,17 +189,17 @@ class ActivateHandler(ActivationBase):
         model = await self.hub_model()
         self.write_json(self.status_of(info, model), 202 if r.status == 202 else 200)
 
-    async def suspend_and_wait(self, slug: str) -> None:
-        r = await self.hub.stop_server(self.user_name, slug)
+    async def suspend_and_wait(self, server_name: str) -> None:
+        r = await self.hub.stop_server(self.user_name, server_name)
         if not r.ok and r.status != 404:
-            raise APIError(r.status, f"could not suspend space {slug!r} before switching: {r.message}")
+            raise APIError(r.status, f"could not suspend space {server_name!r} before switching: {r.message}")
         deadline = time.monotonic() + SWITCH_STOP_TIMEOUT
         while time.monotonic() < deadline:
             model = await self.hub_model()
-            if server_phase((model.get("servers") or {}).get(slug)) == "stopped":
+            if server_phase((model.get("servers") or {}).get(server_name)) == "stopped":
                 return
             await asyncio.sleep(0.2)
-        raise APIError(504, f"space {slug!r} did not stop within {SWITCH_STOP_TIMEOUT}s: try again")
+        raise APIError(504, f"space {server_name!r} did not stop within {SWITCH_STOP_TIMEOUT}s: try again")
 
 
 class SuspendHandler(ActivationBase):
@@ -203,7 +209,7 @@ class SuspendHandler(ActivationBase):
         # members, whatever their subscriptions now: everyone may stop their own session
         info = self.load_space(raw_id, need="suspend")
         try:
-            r = await self.hub.stop_server(self.user_name, info.slug)
+            r = await self.hub.stop_server(self.user_name, info.server)
         except HubUnavailable as e:
             raise APIError(503, f"{e}: try again when the hub is back")
         if not r.ok and r.status != 404:
@@ -247,7 +253,7 @@ class ProgressHandler(ActivationBase):
                 closed = True
 
         try:
-            r = await self.hub.stream_progress(self.user_name, info.slug, relay)
+            r = await self.hub.stream_progress(self.user_name, info.server, relay)
         except HubUnavailable as e:
             raise APIError(503, f"{e}: try again when the hub is back")
         if r.status in (400, 404) and not closed:
@@ -276,7 +282,7 @@ class ToolsHandler(ActivationBase):
         # members
         info = self.load_space(raw_id, need="read")
         model = await self.hub_model()
-        server = (model.get("servers") or {}).get(info.slug)
+        server = (model.get("servers") or {}).get(info.server)
         phase = server_phase(server)
         waiting = [
             {"name": t, "status": "waiting", "reason": f"the session is {phase}", "url": None}

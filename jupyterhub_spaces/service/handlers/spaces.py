@@ -167,14 +167,17 @@ class SpacesHandler(SpaceAPIHandler):
                        "owned": owned, "limit": settings.space_limit},
             )
 
+        # slugs are unique per owner: only the caller's own spaces can take one, so
+        # neither answer tells anything about anyone else's spaces
+        mine = select(orm.Space.slug).where(orm.Space.owner_id == user.id)
         slug = values.get("slug")
         if slug is not None:
-            if self.db.scalar(select(orm.Space.id).where(orm.Space.slug == slug)):
-                raise APIError(409, f"the slug {slug!r} is taken: choose another or leave it out",
-                               {"slug": "taken"})
+            if self.db.scalar(mine.where(orm.Space.slug == slug)):
+                raise APIError(409, f"you already own a space with the slug {slug!r}: choose "
+                               "another or leave it out", {"slug": "taken"})
         else:
             base = policy.slugify(spec["display_name"])
-            taken = set(self.db.scalars(select(orm.Space.slug).where(orm.Space.slug.like(base[:20] + "%"))))
+            taken = set(self.db.scalars(mine.where(orm.Space.slug.like(base[:20] + "%"))))
             slug = policy.slugify(spec["display_name"], taken)
 
         space = orm.Space(
@@ -192,8 +195,8 @@ class SpacesHandler(SpaceAPIHandler):
         try:
             self.db.flush()
         except IntegrityError:
-            # another request took the same slug between our check and our insert
-            raise APIError(409, f"the slug {slug!r} was taken just now: send the request again")
+            # another request of the caller took the same slug between our check and our insert
+            raise APIError(409, f"you created a space with the slug {slug!r} just now: send the request again")
         self.audit(
             "space.create", "space", space.id, slug=slug,
             products=[p.id for p in products], assets=[a.id for a in assets],
@@ -222,7 +225,7 @@ class SpaceHandler(SpaceAPIHandler):
         values = self.body_fields({**SPEC_FIELDS, "slug": Field(str)})
         if "slug" in values and values["slug"] != space.slug:
             raise APIError(
-                422, "a space's slug cannot change: it names every member's session",
+                422, "a space's slug cannot change once the space exists: create a new space for another one",
                 {"slug": "cannot change"},
             )
         spec = {

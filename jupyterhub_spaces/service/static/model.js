@@ -53,7 +53,7 @@ export function sessionUrl(space, hubPrefix, user) {
   const url = (space.status && space.status.url) || space.url;
   if (url) return url;
   const base = hubPrefix.replace(/hub\/$/, "");
-  return `${base}user/${encodeURIComponent(user)}/${encodeURIComponent(space.slug)}/lab`;
+  return `${base}user/${encodeURIComponent(user)}/${encodeURIComponent(space.server)}/lab`;
 }
 
 /** Missing subscriptions of a locked access decision, each {kind, id, name, reason, message}. */

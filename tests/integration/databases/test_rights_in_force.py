@@ -22,7 +22,7 @@ import pytest
 from spaces_hub import API, api_json
 from jupyterhub_spaces.utils import utcnow
 
-from wired_hub import activate, session_databases, space_id, start_wired_hub, wait_status
+from wired_hub import activate, server, session_databases, space_id, start_wired_hub, wait_status
 
 pytestmark = pytest.mark.slow
 
@@ -37,14 +37,14 @@ def hub(request, tmp_path_factory):
 
 
 def running(h, user) -> bool:
-    server = h.hub_api("GET", f"/users/{user}").json()["servers"].get(SLUG)
-    return bool(server) and bool(server.get("ready")) and not server.get("pending")
+    found = h.hub_api("GET", f"/users/{user}").json()["servers"].get(server(h, SLUG))
+    return bool(found) and bool(found.get("ready")) and not found.get("pending")
 
 
 def gone(h, user) -> bool:
     """The session is stopped, not merely asked to stop."""
-    server = h.hub_api("GET", f"/users/{user}").json()["servers"].get(SLUG)
-    return server is None or server.get("stopped") or (not server.get("ready") and not server.get("pending"))
+    found = h.hub_api("GET", f"/users/{user}").json()["servers"].get(server(h, SLUG))
+    return found is None or found.get("stopped") or (not found.get("ready") and not found.get("pending"))
 
 
 class OldRights:
@@ -53,7 +53,7 @@ class OldRights:
     def __init__(self, h, sid):
         self.h = h
         self.client, _ = activate(h, "bob", sid)
-        self.doc = session_databases(h, "bob", SLUG)
+        self.doc = session_databases(h, "bob", server(h, SLUG))
         assert not self.doc["collaborative"]["read_only"]  # an editor's
         self.conn = None
         if h.backend == "postgresql":
@@ -105,7 +105,7 @@ def test_demotion_is_in_force_before_the_answer(hub):
 
     # activated again, bob is a viewer in the databases too
     activate(hub, "bob", sid)
-    doc = session_databases(hub, "bob", SLUG)
+    doc = session_databases(hub, "bob", server(hub, SLUG))
     assert doc["collaborative"]["read_only"]
     if hub.backend == "postgresql":
         with psycopg.connect(doc["collaborative"]["url"], autocommit=True, connect_timeout=5) as conn:

@@ -32,7 +32,7 @@ def test_collaborate_publish_and_see_lineage(wired_hub):
     h = wired_hub
     sid = space_id(h, "retail-forecasting")
     alice, alice_url = activate(h, "alice", sid)
-    mine = session_databases(h, "alice", "retail-forecasting")
+    mine = session_databases(h, "alice", f"space-{sid}")
     assert set(mine) == {"asset", "collaborative", "publish"}
     assert mine["asset"]["read_only"] and not mine["collaborative"]["read_only"]
 
@@ -54,7 +54,7 @@ def test_collaborate_publish_and_see_lineage(wired_hub):
 
     # ... and bob, an editor, reads it in his own session with his own credentials
     bob, bob_url = activate(h, "bob", sid)
-    his = session_databases(h, "bob", "retail-forecasting")
+    his = session_databases(h, "bob", f"space-{sid}")
     if h.backend == "postgresql":
         assert his["collaborative"]["details"]["user"] != mine["collaborative"]["details"]["user"]
     e = engine(his, "collaborative")
@@ -102,14 +102,14 @@ def test_collaborate_publish_and_see_lineage(wired_hub):
     # suspending takes the credentials back (PostgreSQL) and the file goes
     assert alice.post(f"{API}spaces/{sid}/suspend").status_code in (200, 202)
     wait_status(alice, sid, "suspended")
-    assert not list(h.workdir.glob("homes/alice/retail-forecasting/.spaces/databases.json"))
+    assert not list(h.workdir.glob(f"homes/alice/space-{sid}/.spaces/databases.json"))
     if h.backend == "postgresql":
         with pytest.raises(psycopg.OperationalError):
             psycopg.connect(mine["collaborative"]["url"], connect_timeout=5)
 
     # the owner removes bob: his running session stops and his login goes at once
     assert alice.delete(f"{API}spaces/{sid}/collaborators/bob").status_code == 204
-    server = h.hub_api("GET", "/users/bob").json()["servers"].get("retail-forecasting")
+    server = h.hub_api("GET", "/users/bob").json()["servers"].get(f"space-{sid}")
     assert server is None or server["stopped"] or server["pending"] == "stop", server
     if h.backend == "postgresql":
         with pytest.raises(psycopg.OperationalError):

@@ -86,6 +86,11 @@ def space_id(h, slug):
         return db.query(orm.Space).filter_by(slug=slug).one().id
 
 
+def server(h, slug):
+    """The JupyterHub server name of the demo space ``slug``."""
+    return f"space-{space_id(h, slug)}"
+
+
 def wait_status(client, sid, want, timeout=180):
     deadline = time.monotonic() + timeout
     while True:

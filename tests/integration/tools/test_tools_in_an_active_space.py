@@ -56,7 +56,7 @@ def test_alice_opens_sql_lab_from_her_active_space_and_queries_her_assets(hub):
     assert wait_status(alice, sid, "active")["mode"] == "workbench"
 
     sqllab = wait_tool(alice, sid, "sqllab")
-    match = re.fullmatch(rf"/user/alice/{SPACE}/superset/sqllab/\?dbid=(\d+)", sqllab["url"])
+    match = re.fullmatch(rf"/user/alice/space-{sid}/superset/sqllab/\?dbid=(\d+)", sqllab["url"])
     assert match, sqllab
     dbid = int(match.group(1))
 
@@ -64,10 +64,10 @@ def test_alice_opens_sql_lab_from_her_active_space_and_queries_her_assets(hub):
     browser = hub.browser("alice")
     page = browser.get(sqllab["url"])
     assert page.status_code == 200, page.url
-    assert f"/user/alice/{SPACE}/superset/static/" in page.text
+    assert f"/user/alice/space-{sid}/superset/static/" in page.text
 
     # Superset knows her as alice, whatever header she sends
-    base = f"/user/alice/{SPACE}/superset"
+    base = f"/user/alice/space-{sid}/superset"
     me = alice.get(base + "/api/v1/me/", headers={"X-Spaces-User": "mallory"})
     assert me.json()["result"]["username"] == "alice"
 

@@ -4,7 +4,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 
 // the app's module as a .mjs copy (APP_MODEL, a file URL), so any Node reads it as ESM
-const { checkSpec, slugify, stateOf, subscriptionOf, subscriptionText, missingOf } = await import(process.env.APP_MODEL);
+const { checkSpec, sessionUrl, slugify, stateOf, subscriptionOf, subscriptionText, missingOf } = await import(process.env.APP_MODEL);
 
 const profiles = [
   { name: "small", display_name: "Small", min_workers: 0, max_workers: 2 },
@@ -33,7 +33,7 @@ test("the limit refuses a new space before it is sent, not an edit", () => {
   assert.deepEqual(checkSpec(good, { profiles, owned: 14, limit: 15, creating: true }), {});
 });
 
-test("slugs follow the named-server rules", () => {
+test("slugs are safe short names", () => {
   assert.equal(slugify("Quarterly Sales 2024!"), "quarterly-sales-2024");
   assert.equal(slugify("2024 plan"), "plan");
   assert.equal(slugify("Ünïcode café"), "unicode-cafe");
@@ -67,4 +67,11 @@ test("missing subscriptions keep the service's message", () => {
   const [m] = missingOf({ missing: [{ kind: "product", id: 2, name: "weather", reason: "missing", message: "no subscription to product 'weather'" }] });
   assert.deepEqual([m.kind, m.name, m.message], ["product", "weather", "no subscription to product 'weather'"]);
   assert.deepEqual(missingOf(undefined), []);
+});
+
+test("a session's URL names the space's server, never its slug", () => {
+  const space = { id: 7, slug: "sales", server: "space-7" };
+  assert.equal(sessionUrl(space, "/jhub/hub/", "dave"), "/jhub/user/dave/space-7/lab");
+  assert.equal(sessionUrl({ ...space, status: { url: "/jhub/user/dave/space-7/" } }, "/jhub/hub/", "dave"),
+    "/jhub/user/dave/space-7/");
 });
