@@ -19,6 +19,7 @@ from sqlalchemy import select
 
 from .. import orm
 from ..store import Store, audit, decide, space_query
+from ..tasks.identity import parse_identity
 from ..utils import utcnow
 from .base import DatabaseBackend, Issued
 from .publish import sweep_snapshots
@@ -30,7 +31,15 @@ def _why_revoke(db, item: Issued, lineage_enforced: bool, now: datetime) -> str 
     space = db.scalar(space_query().where(orm.Space.id == item.space_id))
     if space is None:
         return "the space was deleted"
-    decision = decide(db, [item.user], space, now, lineage_enforced)[item.user]
+    user = item.user
+    run = parse_identity(item.user)
+    if run is not None:
+        # a Task run's own login: it lives while its run runs, with its owner's rights
+        user, run_id = run
+        row = db.get(orm.TaskRun, run_id)
+        if row is None or row.state != "running":
+            return "the task run ended"
+    decision = decide(db, [user], space, now, lineage_enforced)[user]
     if decision.role is None:
         return "no longer a member"
     if not decision.can_activate:

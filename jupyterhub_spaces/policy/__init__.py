@@ -20,6 +20,7 @@ from .model import (
 )
 from .roles import allowed
 from .slugs import is_safe_slug, slugify
+from .tasks import RunVerdict, may_run
 from .spec import one_active_conflict, over_space_limit, validate_profile, validate_role, validate_spec
 from .visibility import org_can_see, visible_orgs
 
@@ -32,6 +33,7 @@ __all__ = [
     "Mode",
     "Requirement",
     "Role",
+    "RunVerdict",
     "SpaceSpec",
     "Subscription",
     "SubscriptionStatus",
@@ -39,6 +41,7 @@ __all__ = [
     "allowed",
     "decide",
     "is_safe_slug",
+    "may_run",
     "one_active_conflict",
     "org_can_see",
     "over_space_limit",

@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ... import orm, policy
 from ...databases.lifecycle import revoke_member
+from ...tasks.runs import pause_owned_tasks
 from ..base import APIError, APIHandler, Field
 from ..models import collaborator_model
 from .users import visible_user
@@ -118,6 +119,9 @@ class CollaboratorHandler(APIHandler):
         space_id = space.id
         self.db.delete(member)
         self.audit("collaborator.remove", "space", space_id, user=name, role=member.role)
+        # the member's tasks in the space stop running as them
+        for task_id in pause_owned_tasks(self.db, space_id, member.user_id, f"its owner {name} left the space"):
+            self.audit("task.pause", "task", task_id, space_id=space_id, reason="owner removed")
         self.commit()
         # a removed member loses the running session and their database login before
         # the answer, not at the next reconcile
