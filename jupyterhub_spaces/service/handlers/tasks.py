@@ -246,7 +246,11 @@ class TaskHandler(TaskBase):
 class TaskActionHandler(TaskBase):
     """``/api/v1/tasks/{id}/run``, ``/pause``, ``/resume``"""
 
-    async def post(self, raw_id, action):
+    def initialize(self, action: str):
+        self.action = action
+
+    async def post(self, raw_id):
+        action = self.action
         task, space = self.task_for(raw_id, "edit")
         if action in ("pause", "resume"):
             task.paused = action == "pause"
@@ -290,9 +294,7 @@ class TaskRunsHandler(TaskBase):
         self.paginate(query, run_model)
 
 
-class TaskRunHandler(TaskBase):
-    """``/api/v1/tasks/{id}/runs/{run}``"""
-
+class RunBase(TaskBase):
     def run_for(self, raw_id, raw_run, action) -> tuple[orm.Task, orm.TaskRun]:
         task, _ = self.task_for(raw_id, action)
         run_id = self.id_argument(raw_run, "run")
@@ -301,12 +303,17 @@ class TaskRunHandler(TaskBase):
             raise APIError(404, f"task {task.name!r} has no run with id {run_id}")
         return task, run
 
+
+
+class TaskRunHandler(RunBase):
+    """``/api/v1/tasks/{id}/runs/{run}``"""
+
     async def get(self, raw_id, raw_run):
         _, run = self.run_for(raw_id, raw_run, "read")
         self.write_json(run_model(run, with_log=True))
 
 
-class TaskRunCancelHandler(TaskRunHandler):
+class TaskRunCancelHandler(RunBase):
     """``/api/v1/tasks/{id}/runs/{run}/cancel``"""
 
     async def post(self, raw_id, raw_run):
@@ -428,7 +435,9 @@ class EngineRunFinishHandler(EngineBase):
 default_handlers = [
     (r"api/v1/spaces/([^/]+)/tasks", TasksHandler),
     (r"api/v1/tasks/([^/]+)", TaskHandler),
-    (r"api/v1/tasks/([^/]+)/(run|pause|resume)", TaskActionHandler),
+    (r"api/v1/tasks/([^/]+)/run", TaskActionHandler, {"action": "run"}),
+    (r"api/v1/tasks/([^/]+)/pause", TaskActionHandler, {"action": "pause"}),
+    (r"api/v1/tasks/([^/]+)/resume", TaskActionHandler, {"action": "resume"}),
     (r"api/v1/tasks/([^/]+)/runs", TaskRunsHandler),
     (r"api/v1/tasks/([^/]+)/runs/([^/]+)", TaskRunHandler),
     (r"api/v1/tasks/([^/]+)/runs/([^/]+)/cancel", TaskRunCancelHandler),
