@@ -13,82 +13,26 @@ Fixtures
     (the catalog), ``ids`` (``space:forecast``, ``space:other``, ``product:retail``,
     ``user:<name>``, ``sub:alice:retail``), ``airflow`` (an
     :class:`~jupyterhub_spaces.tasks.engine.AirflowClient` as the service's own user),
-    ``role_prefix`` and ``data_url`` (the space databases). Space ``forecast``: alice
+    ``role_prefix`` and ``data_url`` (the space databases), ``airflow_home`` and
+    ``airflow_port``. Machinery in ``tasks_hub.py``. Space ``forecast``: alice
     owner, bob editor, carol viewer, product ``retail``; space ``other``: dave owner.
     Everyone holds a full subscription to ``retail``.
 """
 
 from __future__ import annotations
 
-import os
 import sys
-import time
-import textwrap
-import uuid
-from contextlib import ExitStack
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import requests
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "databases"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from spaces_hub import SpacesHub, free_port, postgres_available, postgres_database  # noqa: E402
-from db_roles import drop_roles  # noqa: E402
+from tasks_hub import AIRFLOW_VENV, TasksHub, running_tasks_hub  # noqa: E402
 
-from jupyterhub_spaces import orm  # noqa: E402
-from jupyterhub_spaces.store import Store  # noqa: E402
-from jupyterhub_spaces.tasks.engine import AirflowClient  # noqa: E402
+from spaces_hub import postgres_available  # noqa: E402
 
-AIRFLOW_VENV = Path(
-    os.environ.get("SPACES_AIRFLOW_VENV")
-    or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "jupyterhub-spaces" / "airflow-venv"
-)
-
-
-@dataclass
-class TasksHub:
-    hub: SpacesHub
-    store: Store
-    ids: dict
-    airflow: AirflowClient
-    role_prefix: str
-    data_url: str
-
-
-def _seed(store: Store) -> dict:
-    ids = {}
-    with store.transaction() as db:
-        org = orm.Organization(name="northwind")
-        db.add(org)
-        db.flush()
-        users = {n: orm.User(name=n, org_id=org.id) for n in ("alice", "bob", "carol", "dave", "admin")}
-        db.add_all(users.values())
-        retail = orm.Product(name="retail", owner_org_id=org.id)
-        db.add(retail)
-        db.flush()
-        db.add(orm.Asset(name="stores", kind="files", location="retail/stores", product_id=retail.id, owner_org_id=org.id))
-        for name, u in users.items():
-            sub = orm.Subscription(user_id=u.id, product_id=retail.id, level="full", status="active")
-            db.add(sub)
-            db.flush()
-            ids[f"sub:{name}:retail"] = sub.id
-        for slug, members in (
-            ("forecast", (("alice", "owner"), ("bob", "editor"), ("carol", "viewer"))),
-            ("other", (("dave", "owner"),)),
-        ):
-            space = orm.Space(slug=slug, display_name=slug.title(), owner_id=users[members[0][0]].id,
-                              tools=["jupyterlab"], profile="small")
-            space.products = [orm.SpaceProduct(product_id=retail.id)]
-            space.collaborators = [orm.Collaborator(user_id=users[n].id, role=r) for n, r in members]
-            db.add(space)
-            db.flush()
-            ids[f"space:{slug}"] = space.id
-        ids.update({f"user:{n}": u.id for n, u in users.items()})
-        ids["product:retail"] = retail.id
-    return ids
+__all__ = ["AIRFLOW_VENV", "TasksHub"]
 
 
 @pytest.fixture(scope="module")
@@ -97,63 +41,5 @@ def tasks_hub(tmp_path_factory):
         pytest.skip("no PostgreSQL server answers at $SPACES_TEST_POSTGRES_URL")
     if not (AIRFLOW_VENV / "bin" / "airflow").exists():
         pytest.skip(f"no Airflow virtualenv at {AIRFLOW_VENV}: run scripts/setup.d/55-airflow.sh")
-    workdir = tmp_path_factory.mktemp("tasks-hub")
-    prefix = f"tk{uuid.uuid4().hex[:8]}_"
-    with ExitStack() as stack:
-        # roles go last, once the databases holding their grants are dropped
-        stack.callback(drop_roles, prefix)
-        catalog_url = stack.enter_context(postgres_database("spaces_tasks"))
-        airflow_db = stack.enter_context(postgres_database("spaces_airflow"))
-        data_url = stack.enter_context(postgres_database("spaces_taskdata"))
-        store = Store(catalog_url)
-        stack.callback(store.dispose)
-        ids = _seed(store)
-        port = free_port()
-        home = workdir / "airflow"
-        spaces_config = textwrap.dedent(f"""
-            c.SpaceDatabases.backend = "postgresql"
-            c.SpaceDatabases.admin_url = {data_url!r}
-            c.SpaceDatabases.role_prefix = {prefix!r}
-            c.SpacesTasks.engine_url = "http://127.0.0.1:{port}"
-            c.SpacesTasks.engine_password_file = {str(home / 'passwords.json')!r}
-            c.SpacesTasks.run_root = {str(workdir / 'task-runs')!r}
-            c.SpacesTasks.space_home_template = {str(workdir / 'homes' / '{username}' / '{space}')!r}
-        """)
-        extra_config = textwrap.dedent(f"""
-            from pathlib import Path
-            from jupyterhub_spaces.tasks.engine import AirflowSite, airflow_services, engine_role
-            _spaces = next(s for s in c.JupyterHub.services if s["name"] == "spaces")
-            _site = AirflowSite(
-                home=Path({str(home)!r}),
-                venv=Path({str(AIRFLOW_VENV)!r}),
-                db_url={airflow_db.replace('postgresql+psycopg://', 'postgresql+psycopg2://')!r},
-                port={port},
-                spaces_api_url=_spaces["url"] + "/services/spaces/api/v1/",
-                parse_interval=3,
-            )
-            _airflow = airflow_services(_site)
-            c.JupyterHub.services.extend(_airflow)
-            c.JupyterHub.load_roles.append(engine_role(_airflow))
-        """)
-        hub = SpacesHub(workdir, catalog_url, extra_config=extra_config, spaces_config=spaces_config)
-        hub.start(timeout=180)
-        stack.callback(hub.stop)
-        airflow = AirflowClient(f"http://127.0.0.1:{port}", "spaces", str(home / "passwords.json"))
-        _wait_for_airflow(hub, port)
-        yield TasksHub(hub, store, ids, airflow, prefix, data_url)
-
-
-def _wait_for_airflow(hub: SpacesHub, port: int, timeout: float = 300) -> None:
-    """Until Airflow's API server answers and its scheduler and DAG processor report in."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            r = requests.get(f"http://127.0.0.1:{port}/api/v2/monitor/health", timeout=5)
-            health = r.json() if r.status_code == 200 else {}
-            if all(health.get(k, {}).get("status") == "healthy" for k in ("metadatabase", "scheduler", "dag_processor")):
-                return
-        except (requests.RequestException, ValueError):
-            pass
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"Airflow did not come up in {timeout}s:\n{hub.log_tail(120)}")
-        time.sleep(2)
+    with running_tasks_hub(tmp_path_factory.mktemp("tasks-hub")) as hub:
+        yield hub
