@@ -53,7 +53,7 @@ def backend(settings, config: SpaceDatabases | None = None) -> DatabaseBackend:
     if config.backend == "postgresql":
         from .postgres import PostgresDatabases
 
-        return PostgresDatabases(config, settings.source_db_url)
+        return PostgresDatabases(config, settings.source_db_url, getattr(settings, "db_url", ""))
     from .sqlite import SQLiteDatabases
 
     return SQLiteDatabases(

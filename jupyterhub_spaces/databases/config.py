@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from traitlets import CaselessStrEnum, Integer, Unicode, validate
+from traitlets import CaselessStrEnum, Integer, List, Unicode, validate
 from traitlets.config import Configurable
 
 
@@ -49,6 +49,17 @@ class SpaceDatabases(Configurable):
         "spaces_",
         help="PostgreSQL backend: prefix of every role this hub creates. Roles are "
         "cluster-wide, so hubs sharing one server need different prefixes.",
+    ).tag(config=True)
+
+    closed_databases = List(
+        Unicode(),
+        default_value=["postgres", "template1"],
+        help="PostgreSQL backend: other databases on the server of admin_url that member "
+        "logins must not connect to. The backend takes CONNECT on each from PUBLIC "
+        "(superusers, owners, the administrator and the catalog's user keep it; grant it "
+        "by name to other roles that need one of them). The catalog's database is closed "
+        "too when it is on this server. Close every other database with a pg_hba.conf "
+        "line that rejects the <role_prefix>members group.",
     ).tag(config=True)
 
     asset_mode = CaselessStrEnum(

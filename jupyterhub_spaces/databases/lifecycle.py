@@ -2,11 +2,12 @@
 
 A login is issued at activation and revoked at suspend by the session part. Between
 the two the catalog can change under it: the member is removed, their subscription
-lapses or is revoked, the space is deleted. :func:`reconcile` compares every issued
-login with the catalog and the policy and revokes those that no longer hold;
-:func:`revoke_member` does it at once for one member (for the handler that removes
-collaborators). :class:`Reconciler` runs both housekeeping jobs periodically in the
-service.
+lapses or is revoked, the member is demoted, the space is deleted. :func:`reconcile`
+compares every issued login with the catalog and the policy (the one rule,
+:func:`jupyterhub_spaces.policy.rights.why_stop`) and revokes those that no longer
+hold. The service's session guard runs it before answering a change
+(:mod:`jupyterhub_spaces.service.guard`); :class:`Reconciler` runs it and the snapshot
+sweep periodically as the safety net.
 """
 
 from __future__ import annotations
@@ -15,9 +16,8 @@ import asyncio
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
-
 from .. import orm
+from ..policy.rights import why_stop
 from ..store import Store, audit, decide, space_query
 from ..tasks.identity import parse_identity
 from ..utils import utcnow
@@ -29,8 +29,6 @@ log = logging.getLogger(__name__)
 
 def _why_revoke(db, item: Issued, lineage_enforced: bool, now: datetime) -> str | None:
     space = db.scalar(space_query().where(orm.Space.id == item.space_id))
-    if space is None:
-        return "the space was deleted"
     user = item.user
     run = parse_identity(item.user)
     if run is not None:
@@ -39,14 +37,8 @@ def _why_revoke(db, item: Issued, lineage_enforced: bool, now: datetime) -> str 
         row = db.get(orm.TaskRun, run_id)
         if row is None or row.state != "running":
             return "the task run ended"
-    decision = decide(db, [user], space, now, lineage_enforced)[user]
-    if decision.role is None:
-        return "no longer a member"
-    if not decision.can_activate:
-        return decision.reason
-    if decision.role.value != item.role:
-        return f"role changed from {item.role} to {decision.role.value}: activate again"
-    return None
+    decision = decide(db, [user], space, now, lineage_enforced)[user] if space else None
+    return why_stop(decision, role=item.role)
 
 
 def reconcile(
@@ -55,15 +47,19 @@ def reconcile(
     lineage_enforced: bool = True,
     now: datetime | None = None,
     space_id: int | None = None,
+    user: str | None = None,
 ) -> list[Issued]:
     """Revoke every issued login the catalog no longer allows (only those of
-    ``space_id`` when given); returns those revoked. Each revocation is audited.
+    ``space_id`` and of ``user`` when given); returns those revoked. Each revocation
+    is audited.
     """
     now = now or utcnow()
     revoked = []
     for item in dbs.issued():
         if space_id is not None and item.space_id != space_id:
             continue
+        if user is not None and item.user != user and (parse_identity(item.user) or ("",))[0] != user:
+            continue  # neither the member's login nor one of their task runs
         with store.transaction() as db:
             reason = _why_revoke(db, item, lineage_enforced, now)
         if reason is None:
@@ -77,11 +73,6 @@ def reconcile(
                     user=item.user, reason=reason,
                 )
     return revoked
-
-
-def revoke_member(dbs: DatabaseBackend, space_id: int, user: str) -> bool:
-    """Revoke ``user``'s login in ``space_id`` now (a member was removed)."""
-    return dbs.revoke(space_id, user)
 
 
 class Reconciler:

@@ -7,19 +7,27 @@ Layout, in the one database named by ``SpaceDatabases.admin_url``:
 * per space one NOLOGIN *group* role per collaborator role
   (``<prefix>s<id>_owner``, ``…_editor``, ``…_viewer``, ``…_publisher``) holding that
   role's grants, taken from :data:`jupyterhub_spaces.policy.roles.PERMISSIONS`;
-* per member and activation one LOGIN role (``<prefix>s<id>_u_<name>_<hash>``) with a
-  generated password, ``NOINHERIT``, member of exactly its group and starting every
-  connection as that group (``ALTER ROLE … SET role``). Tables a member creates are
-  therefore owned by the group and outlive the login role; ``SET ROLE NONE`` leaves
-  the login with no privileges at all.
+* per member and activation one LOGIN role with an opaque random name
+  (``<prefix>l_<random>``: PostgreSQL shows every role name and role comment to every
+  login, so neither names a user or a space), a generated password, ``NOINHERIT``,
+  member of exactly its group and starting every connection as that group
+  (``ALTER ROLE … SET role``). Tables a member creates are therefore owned by the
+  group and outlive the login role; ``SET ROLE NONE`` leaves the login with no
+  privileges at all;
+* the schema ``<prefix>registry``, readable by the administrator only: which login
+  belongs to which member of which space, and which space the schemas of an id belong
+  to.
 
-Every login role is also a member of ``<prefix>members``, so ``pg_hba.conf`` can keep
-them out of every other database with one line.
+Every login role is also a member of ``<prefix>members``. Member logins may connect
+to the space databases' database only: CONNECT on it is taken from PUBLIC and given
+to each login; on the other databases of the server the backend manages (the
+catalog's when it is on this server, and ``SpaceDatabases.closed_databases``) CONNECT
+is taken from PUBLIC too. Any other database is closed to members with one
+``pg_hba.conf`` line for ``+<prefix>members``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import secrets
@@ -38,7 +46,6 @@ from .base import (
     Issued,
     SpaceData,
     asset_table_names,
-    safe_identifier,
 )
 from .copy import copy_table, present_sources, split_location
 
@@ -66,8 +73,13 @@ class PostgresDatabases(DatabaseBackend):
 
     name = "postgresql"
 
-    def __init__(self, config, source_db_url: str):
+    def __init__(self, config, source_db_url: str, catalog_url: str = ""):
         super().__init__(config, source_db_url)
+        #: the catalog's database, closed to member logins when it is on this server
+        self.catalog_url = catalog_url
+        self._registry_ready = False
+        #: databases this administrator could not close (warned once)
+        self._unclosable: set[str] = set()
         if not config.admin_url:
             raise DatabaseError(
                 "SpaceDatabases.backend is 'postgresql' but SpaceDatabases.admin_url is "
@@ -97,9 +109,26 @@ class PostgresDatabases(DatabaseBackend):
     def group(self, space_id: int, role: Role | str) -> str:
         return f"{self.prefix}s{int(space_id)}_{Role(role).value}"
 
-    def login(self, space_id: int, user: str) -> str:
-        digest = hashlib.sha256(user.encode()).hexdigest()[:8]
-        return f"{self.prefix}s{int(space_id)}_u_{safe_identifier(user, 'u')[:20]}_{digest}"
+    @property
+    def registry(self) -> str:
+        """The administrator's own schema: who holds which login, which space owns
+        which schemas."""
+        return f"{self.prefix}registry"
+
+    def new_login_name(self) -> str:
+        return f"{self.prefix}l_{secrets.token_hex(8)}"
+
+    def login(self, space_id: int, user: str) -> str | None:
+        """The login role issued to ``user`` in ``space_id`` (None: none is)."""
+        self._ensure_registry()
+        with self.engine.connect() as conn:
+            return self._login(conn, space_id, user)
+
+    def _login(self, conn: Connection, space_id: int, user: str) -> str | None:
+        return conn.scalar(
+            text(f"SELECT login FROM {quote_ident(self.registry)}.logins WHERE space_id = :s AND user_name = :u"),
+            {"s": int(space_id), "u": user},
+        )
 
     def dispose(self) -> None:
         if self._engine is not None:
@@ -141,24 +170,120 @@ class PostgresDatabases(DatabaseBackend):
             f"COMMENT ON ROLE {quote_ident(name)} IS {quote_literal(json.dumps(comment))}"
         )
 
-    def _same_database_as_source(self) -> bool:
+    def _same_server(self, url: str) -> tuple[bool, str | None]:
+        """Whether ``url`` is a PostgreSQL database on the server of ``admin_url``,
+        and its database name."""
         try:
-            source = make_url(self.source_db_url)
+            other = make_url(url)
         except Exception:
-            return False
-        if source.get_backend_name() != "postgresql":
-            return False
+            return False, None
+        if other.get_backend_name() != "postgresql":
+            return False, None
         hosts = {"localhost", "127.0.0.1", "::1"}
 
         def place(u):
             host = u.host or "localhost"
-            return ("localhost" if host in hosts else host, u.port or 5432, u.database)
+            return ("localhost" if host in hosts else host, u.port or 5432)
 
-        return place(source) == place(self.admin)
+        return place(other) == place(self.admin), other.database
+
+    def _same_database_as_source(self) -> bool:
+        same, name = self._same_server(self.source_db_url)
+        return same and name == self.admin.database
+
+    # -- the registry and the server's other databases ---------------------
+
+    def _ensure_registry(self) -> None:
+        """Create the administrator's registry once; take back logins issued before
+        it (their names and comments named users and spaces)."""
+        if self._registry_ready:
+            return
+        reg = quote_ident(self.registry)
+        with self.engine.begin() as conn:
+            self._lock_shared(conn)
+            conn.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {reg}")
+            conn.exec_driver_sql(f"REVOKE ALL ON SCHEMA {reg} FROM PUBLIC")
+            conn.exec_driver_sql(
+                f"CREATE TABLE IF NOT EXISTS {reg}.logins (login text PRIMARY KEY, "
+                "space_id integer NOT NULL, user_name text NOT NULL, role text NOT NULL, "
+                "UNIQUE (space_id, user_name))"
+            )
+            conn.exec_driver_sql(
+                f"CREATE TABLE IF NOT EXISTS {reg}.spaces (space_id integer PRIMARY KEY, identity text NOT NULL)"
+            )
+            legacy = self._legacy_logins(conn)
+        for name, space_id in legacy:
+            log.info("dropping login %s of space %s: issued by an earlier version", name, space_id)
+            self._drop_login(name, space_id)
+        self._registry_ready = True
+
+    def _legacy_logins(self, conn: Connection) -> list[tuple[str, int]]:
+        found = []
+        for name, comment in conn.execute(
+            text(
+                "SELECT rolname, shobj_description(oid, 'pg_authid') FROM pg_roles "
+                "WHERE starts_with(rolname, :p) AND rolcanlogin"
+            ),
+            {"p": self.prefix},
+        ):
+            try:
+                doc = json.loads(comment or "")
+            except ValueError:
+                continue
+            if isinstance(doc, dict) and doc.get("spaces") == "login":
+                found.append((name, int(doc["space_id"])))
+        return found
+
+    def _closed_databases(self, conn: Connection) -> list[str]:
+        names = set(self.config.closed_databases)
+        if self.catalog_url:
+            same, name = self._same_server(self.catalog_url)
+            if same and name:
+                names.add(name)
+        names.discard(conn.scalar(text("SELECT current_database()")))
+        return sorted(names)
+
+    def _open_to_public(self, conn: Connection, name: str) -> bool:
+        return bool(conn.scalar(
+            text(
+                "SELECT has_database_privilege('public', oid, 'CONNECT') FROM pg_database "
+                "WHERE datname = :n AND datallowconn"
+            ),
+            {"n": name},
+        ))
+
+    def _close_databases(self, conn: Connection) -> None:
+        """Take CONNECT from PUBLIC on the other databases members must not reach.
+        Whoever connects there as the administrator or the catalog keeps it; other
+        roles that need one of these databases get CONNECT granted by name."""
+        keep = {conn.scalar(text("SELECT current_user"))}
+        if self.catalog_url:
+            keep.add(make_url(self.catalog_url).username or "")
+        for name in self._closed_databases(conn):
+            if name in self._unclosable or not self._open_to_public(conn, name):
+                continue
+            problem = "only its owner or a superuser may"
+            try:
+                with conn.begin_nested():
+                    for role in sorted(r for r in keep if r and self._role_exists(conn, r)):
+                        conn.exec_driver_sql(f"GRANT CONNECT ON DATABASE {quote_ident(name)} TO {quote_ident(role)}")
+                    conn.exec_driver_sql(f"REVOKE CONNECT ON DATABASE {quote_ident(name)} FROM PUBLIC")
+            except Exception as e:
+                problem = str(e).splitlines()[0]
+            if self._open_to_public(conn, name):
+                # (PostgreSQL only warns when a non-owner revokes: check the outcome)
+                self._unclosable.add(name)
+                log.warning(
+                    "cannot take CONNECT on database %s from PUBLIC (%s): member logins may "
+                    "connect to it. Close it with a pg_hba.conf line rejecting +%s, or run "
+                    "the hub's administrator as the database's owner",
+                    name, problem, self.members_role,
+                )
 
     # -- provisioning ------------------------------------------------------
 
     def prepare(self, space: SpaceData) -> None:
+        self._ensure_registry()
         with self.engine.begin() as conn:
             self._lock(conn, space.id)
             self._check_identity(conn, space)
@@ -172,11 +297,6 @@ class PostgresDatabases(DatabaseBackend):
                 schema = quote_ident(schema_name(space.id, kind))
                 conn.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {schema}")
                 conn.exec_driver_sql(f"REVOKE ALL ON SCHEMA {schema} FROM PUBLIC")
-            marker = json.dumps({"identity": space.identity, "slug": space.slug})
-            conn.exec_driver_sql(
-                f"COMMENT ON SCHEMA {quote_ident(schema_name(space.id, 'collaborative'))} "
-                f"IS {quote_literal(marker)}"
-            )
             self._sync_assets(conn, space)
             self._grant(conn, space.id, groups)
             self._lock_shared(conn)
@@ -184,28 +304,42 @@ class PostgresDatabases(DatabaseBackend):
             every = ", ".join(quote_ident(name) for name in groups.values())
             conn.exec_driver_sql(f"REVOKE CONNECT, TEMPORARY ON DATABASE {db} FROM PUBLIC")
             conn.exec_driver_sql(f"GRANT CONNECT, TEMPORARY ON DATABASE {db} TO {every}")
+            self._close_databases(conn)
 
     def _check_identity(self, conn: Connection, space: SpaceData) -> None:
-        if space.created_at is None:
-            return
-        found = conn.scalar(
-            text(
-                "SELECT obj_description(oid, 'pg_namespace') FROM pg_namespace WHERE nspname = :n"
-            ),
-            {"n": schema_name(space.id, "collaborative")},
-        )
-        if not found:
-            return
-        try:
-            identity = json.loads(found).get("identity")
-        except ValueError:
-            identity = None
-        if identity and identity != space.identity:
+        """Refuse the schemas of a deleted space with the same id; else note that
+        they are ``space``'s (in the registry: a comment on the schema would show
+        every member which space it is)."""
+        reg = quote_ident(self.registry)
+        collab = schema_name(space.id, "collaborative")
+        identity = conn.scalar(text(f"SELECT identity FROM {reg}.spaces WHERE space_id = :s"), {"s": space.id})
+        if identity is None:
+            # schemas of an earlier version carry the identity in a comment
+            found = conn.scalar(
+                text("SELECT obj_description(oid, 'pg_namespace') FROM pg_namespace WHERE nspname = :n"),
+                {"n": collab},
+            )
+            try:
+                identity = json.loads(found).get("identity") if found else None
+            except (ValueError, AttributeError):
+                identity = None
+        if identity and space.created_at is not None and identity != space.identity:
             raise ForeignData(
                 f"databases for space id {space.id} already exist and belong to an earlier, "
-                f"deleted space ({identity}); they are kept until an administrator purges them "
+                f"deleted space; they are kept until an administrator purges them "
                 f"(python -m jupyterhub_spaces.databases purge {space.id} --confirm {space.id})"
             )
+        if space.created_at is None and identity:
+            return
+        conn.execute(
+            text(
+                f"INSERT INTO {reg}.spaces (space_id, identity) VALUES (:s, :i) "
+                "ON CONFLICT (space_id) DO UPDATE SET identity = EXCLUDED.identity"
+            ),
+            {"s": space.id, "i": space.identity},
+        )
+        if self._schema_exists(conn, collab):
+            conn.exec_driver_sql(f"COMMENT ON SCHEMA {quote_ident(collab)} IS NULL")
 
     def _grant(self, conn: Connection, space_id: int, groups: dict) -> None:
         asset = quote_ident(schema_name(space_id, "asset"))
@@ -343,9 +477,9 @@ class PostgresDatabases(DatabaseBackend):
 
     def issue(self, space: SpaceData, user: str, role: Role) -> Credentials:
         role = Role(role)
-        login = self.login(space.id, user)
         password = secrets.token_urlsafe(24)
         group = self.group(space.id, role)
+        self._ensure_registry()
         with self.engine.begin() as conn:
             self._lock(conn, space.id)
             if not self._role_exists(conn, group):
@@ -353,6 +487,14 @@ class PostgresDatabases(DatabaseBackend):
                     f"the databases of space {space.id} are not prepared: prepare() first"
                 )
             db = conn.scalar(text("SELECT current_database()"))
+            login = self._login(conn, space.id, user) or self.new_login_name()
+            conn.execute(
+                text(
+                    f"INSERT INTO {quote_ident(self.registry)}.logins (login, space_id, user_name, role) "
+                    "VALUES (:l, :s, :u, :r) ON CONFLICT (login) DO UPDATE SET role = EXCLUDED.role"
+                ),
+                {"l": login, "s": space.id, "u": user, "r": role.value},
+            )
             ql = quote_ident(login)
             if self._role_exists(conn, login):
                 # left over from a session the hub did not see stop: new password, and
@@ -370,8 +512,6 @@ class PostgresDatabases(DatabaseBackend):
                     f"CONNECTION LIMIT {int(self.config.connection_limit)} "
                     f"PASSWORD {quote_literal(password)}"
                 )
-            comment = {"spaces": "login", "space_id": space.id, "user": user, "role": role.value}
-            conn.exec_driver_sql(f"COMMENT ON ROLE {ql} IS {quote_literal(json.dumps(comment))}")
             conn.exec_driver_sql(f"GRANT {quote_ident(group)} TO {ql}")
             conn.exec_driver_sql(
                 f"ALTER ROLE {ql} IN DATABASE {quote_ident(db)} SET role = {quote_literal(group)}"
@@ -419,11 +559,13 @@ class PostgresDatabases(DatabaseBackend):
         )
 
     def revoke(self, space_id: int, user: str) -> bool:
-        return self._drop_login(self.login(space_id, user), space_id)
+        login = self.login(space_id, user)
+        return self._drop_login(login, space_id) if login else False
 
     def _drop_login(self, login: str, space_id: int) -> bool:
         with self.engine.begin() as conn:
             self._lock(conn, space_id)
+            conn.execute(text(f"DELETE FROM {quote_ident(self.registry)}.logins WHERE login = :n"), {"n": login})
             oid = conn.scalar(text("SELECT oid FROM pg_roles WHERE rolname = :n"), {"n": login})
             if oid is None:
                 return False
@@ -459,29 +601,17 @@ class PostgresDatabases(DatabaseBackend):
             conn.exec_driver_sql(f"DROP ROLE {ql}")
         return True
 
-    def _roles(self, conn: Connection, kind: str) -> list[tuple[str, dict]]:
-        rows = conn.execute(
-            text(
-                "SELECT rolname, shobj_description(oid, 'pg_authid') FROM pg_roles "
-                "WHERE starts_with(rolname, :p)"
-            ),
-            {"p": self.prefix},
-        )
-        found = []
-        for name, comment in rows:
-            try:
-                doc = json.loads(comment or "")
-            except ValueError:
-                continue
-            if isinstance(doc, dict) and doc.get("spaces") == kind:
-                found.append((name, doc))
-        return found
-
     def issued(self) -> list[Issued]:
+        self._ensure_registry()
         with self.engine.connect() as conn:
             return [
-                Issued(doc["space_id"], doc["user"], doc["role"], name)
-                for name, doc in self._roles(conn, "login")
+                Issued(space_id, user, role, login)
+                for login, space_id, user, role in conn.execute(
+                    text(
+                        f"SELECT login, space_id, user_name, role FROM {quote_ident(self.registry)}.logins "
+                        "ORDER BY space_id, user_name"
+                    )
+                )
             ]
 
     def exists(self, space_id: int) -> bool:
@@ -489,6 +619,7 @@ class PostgresDatabases(DatabaseBackend):
             return self._schema_exists(conn, schema_name(space_id, "collaborative"))
 
     def _purge(self, space_id: int) -> None:
+        self._ensure_registry()
         for item in self.issued():
             if item.space_id == space_id:
                 self._drop_login(item.login, space_id)
@@ -498,6 +629,9 @@ class PostgresDatabases(DatabaseBackend):
                 conn.exec_driver_sql(
                     f"DROP SCHEMA IF EXISTS {quote_ident(schema_name(space_id, kind))} CASCADE"
                 )
+            conn.execute(
+                text(f"DELETE FROM {quote_ident(self.registry)}.spaces WHERE space_id = :s"), {"s": space_id}
+            )
             self._lock_shared(conn)
             for role in Role:
                 name = self.group(space_id, role)

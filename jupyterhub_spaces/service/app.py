@@ -34,7 +34,7 @@ from ..store import DatabaseRevisionError, Store
 from ..tasks.config import SpacesTasks
 from ..tasks.engine import AirflowClient
 from .base import NotFoundHandler
-from .guard import SessionGuard
+from .guard import ExpiryTimer, SessionGuard
 from .handlers import MODULES
 
 
@@ -180,7 +180,7 @@ class SpacesService(Application):
         return web.Application(
             self.handlers(),
             spaces_hubapi=hub,
-            session_guard=SessionGuard(self.store, hub, self.spaces_settings.lineage_enforced),
+            session_guard=SessionGuard(self.store, hub, self.spaces_settings.lineage_enforced, self.databases),
             default_handler_class=NotFoundHandler,
             cookie_secret=self._cookie_secret(),
             hub_auth=self.hub_auth,
@@ -254,6 +254,9 @@ class SpacesService(Application):
         guard = asyncio.ensure_future(
             _every(self.database_config.reconcile_interval, app.settings["session_guard"].run_safely)
         )
+        # an expiry comes without a request: act on it at its time
+        expiries = ExpiryTimer(app.settings["session_guard"])
+        expiries.start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -261,6 +264,7 @@ class SpacesService(Application):
         await stop.wait()
         reconciler.stop()
         guard.cancel()
+        expiries.stop()
         server.stop()
         self.store.dispose()
 

@@ -14,19 +14,14 @@ cannot be changed or removed (409).
 
 from __future__ import annotations
 
-import asyncio
-import logging
-
 from sqlalchemy.exc import IntegrityError
 
 from ... import orm, policy
-from ...databases.lifecycle import revoke_member
+from ...policy.rights import narrows
 from ...tasks.runs import pause_owned_tasks
 from ..base import APIError, APIHandler, Field
 from ..models import collaborator_model
 from .users import visible_user
-
-log = logging.getLogger(__name__)
 
 GRANTABLE = [r.value for r in policy.Role if r != policy.Role.owner]
 
@@ -106,10 +101,18 @@ class CollaboratorHandler(APIHandler):
         values = self.body_fields({"role": ROLE})
         space, _ = self.space_for(space_id, "manage_collaborators", lock=True)
         member = self._target(space, name, "collaborator.update")
-        if member.role != values["role"]:
-            old, member.role = member.role, values["role"]
+        old = member.role
+        if old != values["role"]:
+            member.role = values["role"]
             self.audit("collaborator.update", "space", space.id, user=name, role=values["role"], previous=old)
-        self.write_json(collaborator_model(member))
+        model = collaborator_model(member)
+        if narrows(old, values["role"]):
+            # a demoted member's session and database login go before the answer:
+            # the login was issued for the old role and would keep its grants
+            space_id = space.id
+            self.commit()
+            await self.guard.run_safely(space_id=space_id, user=name, roles={(space_id, name): old})
+        self.write_json(model)
 
     async def delete(self, space_id, name):
         # the owner, or a member leaving
@@ -125,16 +128,9 @@ class CollaboratorHandler(APIHandler):
         self.commit()
         # a removed member loses the running session and their database login before
         # the answer, not at the next reconcile
-        await self._cut_off(space_id, name)
+        await self.guard.run_safely(space_id=space_id, user=name)
         self.set_status(204)
         self.finish()
-
-    async def _cut_off(self, space_id: int, name: str) -> None:
-        await self.guard.run_safely()
-        try:
-            await asyncio.to_thread(revoke_member, self.databases, space_id, name)
-        except Exception:
-            log.exception("revoking %s's database login in space %s failed; the reconciler retries", name, space_id)
 
 
 default_handlers = [

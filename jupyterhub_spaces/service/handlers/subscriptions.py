@@ -144,8 +144,14 @@ class SubscriptionsHandler(APIHandler):
             self.db.flush()
             self.audit("subscription.request", target[0], target[1].id, level=sub.level, subscription=sub.id)
         sub = self.db.scalar(_query().where(orm.Subscription.id == sub.id).execution_options(populate_existing=True))
-        self.set_header("Location", f"{self.request.path.rstrip('/')}/{sub.id}")
-        self.write_json(subscription_model(sub), status=201 if created else 200)
+        model = subscription_model(sub)
+        if grant:
+            # a grant over an existing subscription can lower its level or shorten it
+            self.commit()
+            await self.guard.run_safely(user=user.name)
+            self.guard.expiries_changed.set()
+        self.set_header("Location", f"{self.request.path.rstrip('/')}/{model['id']}")
+        self.write_json(model, status=201 if created else 200)
 
     def _target(self, values):
         if "product_id" in values:
@@ -218,10 +224,12 @@ class SubscriptionHandler(APIHandler):
             )
         model = subscription_model(sub)
         if after != before:
-            # a revoked, lowered or shortened subscription stops the sessions it no
-            # longer allows before the answer
+            # a revoked, lowered or shortened subscription stops the sessions and
+            # takes back the database logins it no longer allows before the answer
+            user = sub.user.name
             self.commit()
-            await self.guard.run_safely()
+            await self.guard.run_safely(user=user)
+            self.guard.expiries_changed.set()
         self.write_json(model)
 
     async def delete(self, sub_id):

@@ -3,7 +3,7 @@
 This file must only use the standard library and what Superset itself installs:
 jupyterhub-spaces is not installed in that virtualenv (Superset pins SQLAlchemy < 2).
 
-It holds three things:
+It holds these things:
 
 - :class:`ProxyUserMiddleware` turns the user name that jupyter-server-proxy sets into
   ``REMOTE_USER``, but only when the request also carries the session's proxy token,
@@ -17,6 +17,14 @@ It holds three things:
   (Workbench may export, Sandbox may not), gives the session's user exactly the role of
   their mode, and registers the space's databases, so the app comes up ready to use in
   one start, without separate ``superset db upgrade`` / ``init`` runs.
+- :func:`refuse_data_out` (sandbox sessions): every route that hands data out as a
+  file, a stream, an export or an image answers 403, whatever permission Superset
+  itself checks on it (``/api/v1/sqllab/export_streaming/`` checks only read on SQL
+  Lab, which the Sandbox role needs to run queries).
+- :func:`guard_sqlite`: every SQLite connection but Superset's own metadata database
+  gets an authorizer that refuses ``ATTACH`` (and ``VACUUM INTO``, which attaches),
+  ``DETACH``, ``load_extension`` and every pragma that is not a plain read, so SQL Lab
+  on a space's SQLite database reaches no other file.
 """
 
 from __future__ import annotations
@@ -47,6 +55,17 @@ SANDBOX_ROLE = "Spaces Sandbox"
 # downloads and file uploads. Sandbox users get everything a Workbench user gets except
 # these; export from a sandbox must go through the space's governed publish path.
 EXPORT_PERMISSION = re.compile(r"export|csv|xlsx|excel|download|upload", re.IGNORECASE)
+
+# Routes that hand data out as a file, a stream, an export or an image, by the name of
+# their view function or the fixed part of their path. A route Superset adds later
+# under such a name is refused to sandbox sessions without a change here.
+DATA_OUT_ROUTE = re.compile(
+    r"export|csv|xlsx|excel|download|stream|screenshot|thumbnail|image|png|jpe?g|pdf|zip|file|upload|avatar",
+    re.IGNORECASE,
+)
+# Asked for in a query string or a body, these formats turn a data route into a file.
+FILE_FORMATS = {"csv", "xlsx", "xls", "excel"}
+FORMAT_KEYS = ("format", "result_format", "response_type", "type")
 
 
 class ProxyUserMiddleware:
@@ -100,6 +119,111 @@ def _login_proxy_user():
         # Flask-AppBuilder reads g.user; keep it in step with the login above
         g.user = user
     return None
+
+
+def moves_data_out(endpoint: str, rule: str) -> bool:
+    """Whether the route ``rule`` (served by ``endpoint``) hands data out as a file,
+    a stream, an export or an image. Static assets do not."""
+    if endpoint in ("static", "appbuilder.static") or endpoint.endswith(".static"):
+        return False
+    fixed = re.sub(r"<[^>]*>", "", rule)
+    return bool(DATA_OUT_ROUTE.search(endpoint.rsplit(".", 1)[-1]) or DATA_OUT_ROUTE.search(fixed))
+
+
+def _asks_for_a_file() -> bool:
+    """The request asks a data route for CSV or Excel (query string, JSON body or the
+    ``form_data`` field Superset's download forms post)."""
+    values = []
+    for key, value in request.args.items(multi=True):
+        if value.lower() == "true" and key.lower() in FILE_FORMATS:
+            return True
+        if key in FORMAT_KEYS:
+            values.append(value)
+    bodies = [request.get_json(silent=True)]
+    if request.form.get("form_data"):
+        try:
+            bodies.append(json.loads(request.form["form_data"]))
+        except ValueError:
+            pass
+    for body in bodies:
+        if isinstance(body, dict):
+            values += [body.get(k) for k in FORMAT_KEYS]
+    return any(isinstance(v, str) and v.lower() in FILE_FORMATS for v in values)
+
+
+def refuse_data_out():
+    """Before each request of a sandbox session: nothing leaves as a file."""
+    rule = request.url_rule
+    endpoint = request.endpoint or ""
+    if (rule is not None and moves_data_out(endpoint, rule.rule)) or _asks_for_a_file():
+        log.warning("spaces: refused %s %s to a sandbox session", request.method, request.path)
+        body = json.dumps({
+            "message": "This is a Sandbox session: data cannot leave it as a file, an export "
+            "or an image. Publish results through the space instead.",
+        })
+        return current_app.response_class(body, status=403, mimetype="application/json")
+    return None
+
+
+# SQLite authorizer action codes (sqlite3.h): stable across SQLite versions
+SQLITE_PRAGMA, SQLITE_ATTACH, SQLITE_DETACH, SQLITE_FUNCTION = 19, 24, 25, 31
+# pragmas that take a table or index name and only read
+INFO_PRAGMAS = {
+    "table_info", "table_xinfo", "table_list", "index_list", "index_info", "index_xinfo",
+    "foreign_key_list", "foreign_key_check",
+}
+# pragmas that may be read (never set)
+READ_PRAGMAS = {
+    "database_list", "collation_list", "function_list", "module_list", "pragma_list",
+    "compile_options", "encoding", "user_version", "schema_version", "data_version",
+    "page_count", "page_size", "freelist_count", "application_id", "foreign_keys",
+    "journal_mode", "busy_timeout", "query_only",
+}
+# pragmas that may also be set: they change only this connection's behaviour
+# (SQLAlchemy sets read_uncommitted for its isolation level)
+CONNECTION_PRAGMAS = {"read_uncommitted", "busy_timeout"}
+REFUSED_FUNCTIONS = {"load_extension"}
+
+
+def sqlite_authorizer(action, arg1, arg2, _db, _trigger):
+    """Refuse what reaches beyond the connection's own file."""
+    import sqlite3
+
+    if action in (SQLITE_ATTACH, SQLITE_DETACH):
+        log.warning("spaces: refused ATTACH/DETACH of %r on a space's SQLite database", arg1)
+        return sqlite3.SQLITE_DENY
+    if action == SQLITE_FUNCTION and (arg2 or "").lower() in REFUSED_FUNCTIONS:
+        return sqlite3.SQLITE_DENY
+    if action == SQLITE_PRAGMA:
+        name = (arg1 or "").lower()
+        if name in INFO_PRAGMAS or name in CONNECTION_PRAGMAS or (name in READ_PRAGMAS and arg2 is None):
+            return sqlite3.SQLITE_OK
+        log.warning("spaces: refused PRAGMA %s on a space's SQLite database", name)
+        return sqlite3.SQLITE_DENY
+    return sqlite3.SQLITE_OK
+
+
+def guard_sqlite(metadata_db: str) -> None:
+    """Install :func:`sqlite_authorizer` on every new SQLite connection of this
+    process except those to ``metadata_db`` (Superset's own, which its migrations
+    manage with pragmas)."""
+    import sqlite3
+
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    own = os.path.realpath(metadata_db)
+
+    @event.listens_for(Engine, "connect")
+    def _guard(dbapi_conn, _record):
+        if not isinstance(dbapi_conn, sqlite3.Connection):
+            return
+        files = [row[2] for row in dbapi_conn.execute("PRAGMA database_list")]
+        if files and files[0] and os.path.realpath(files[0]) == own:
+            return
+        if hasattr(dbapi_conn, "enable_load_extension"):
+            dbapi_conn.enable_load_extension(False)
+        dbapi_conn.set_authorizer(sqlite_authorizer)
 
 
 def _settings(app) -> dict:
@@ -282,4 +406,7 @@ def finish_app(app) -> None:
     os.replace(tmp, state_file)
     # First of all before-request hooks: Flask-AppBuilder's own hook copies the
     # current user into g.user, and must see the proxy's user.
-    app.before_request_funcs.setdefault(None, []).insert(0, _login_proxy_user)
+    hooks = app.before_request_funcs.setdefault(None, [])
+    hooks.insert(0, _login_proxy_user)
+    if settings["mode"] == "sandbox":
+        hooks.insert(1, refuse_data_out)

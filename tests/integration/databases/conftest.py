@@ -8,6 +8,9 @@ Fixtures
 --------
 ``pg_url`` (function)
     ``pg_url()`` creates one more fresh database and returns its SQLAlchemy URL.
+``closed_databases_restored`` (function)
+    Gives PUBLIC back CONNECT on the server's ``postgres`` and ``template1`` after the
+    test when it had it before (the backend takes it; the server is shared).
 ``world`` (function)
     A :class:`World`: a catalog (``world.store``) on its own database, a data database
     (``world.data_url``) whose ``sources`` schema holds the source tables ``sales``,
@@ -18,7 +21,9 @@ Fixtures
     names. Space ``retail`` (id ``world.retail``): alice owner, bob editor, carol
     viewer, pat publisher; space ``weather`` (``world.weather``): eve owner. Every
     user holds full subscriptions to both products. ``world.activate(space_id, user)``
-    prepares the space and issues credentials as the catalog says;
+    prepares the space and issues credentials as the catalog says (and closes the
+    catalog's database, ``postgres`` and ``template1`` to member logins: what was open
+    before is given back after the test);
     ``world.connect(creds, kind)`` opens a psycopg connection (autocommit) with them.
 """
 
@@ -34,6 +39,7 @@ from sqlalchemy import select
 
 from spaces_hub import postgres_available, postgres_database
 from db_roles import drop_roles
+from spaces_hub import _pg_admin_dsn
 
 from jupyterhub_spaces import databases, orm
 from jupyterhub_spaces.databases import SpaceDatabases
@@ -136,8 +142,28 @@ def _seed(store: Store) -> dict:
     return ids
 
 
+def _open_to_public(names) -> list[str]:
+    with psycopg.connect(_pg_admin_dsn(), autocommit=True) as conn:
+        return [n for (n,) in conn.execute(
+            "SELECT datname FROM pg_database WHERE datname = ANY(%s) "
+            "AND has_database_privilege('public', oid, 'CONNECT')", (list(names),))]
+
+
 @pytest.fixture
-def world(pg_url):
+def closed_databases_restored():
+    """The backend takes CONNECT on the server's ``postgres`` and ``template1`` from
+    PUBLIC (``SpaceDatabases.closed_databases``); the server is shared with other
+    test runs, so give back what was open before the test."""
+    names = list(SpaceDatabases().closed_databases)
+    was_open = _open_to_public(names)
+    yield
+    with psycopg.connect(_pg_admin_dsn(), autocommit=True) as conn:
+        for name in was_open:
+            conn.execute(f'GRANT CONNECT ON DATABASE "{name}" TO PUBLIC')
+
+
+@pytest.fixture
+def world(pg_url, closed_databases_restored):
     catalog_url = pg_url()
     data_url = pg_url()
     with psycopg.connect(data_url.replace("postgresql+psycopg", "postgresql"), autocommit=True) as conn:
@@ -145,7 +171,7 @@ def world(pg_url):
     prefix = f"t{uuid.uuid4().hex[:8]}_"
     config = SpaceDatabases(admin_url=data_url, role_prefix=prefix)
     store = Store(catalog_url)
-    dbs = PostgresDatabases(config, data_url + "?options=-csearch_path%3Dsources")
+    dbs = PostgresDatabases(config, data_url + "?options=-csearch_path%3Dsources", catalog_url)
     w = World(store, data_url, dbs, _seed(store))
     try:
         yield w

@@ -240,7 +240,7 @@ async def test_the_service_reconciler_revokes_a_removed_member(world):
         world.connect(creds, "asset")
     with world.store.transaction() as db:
         events = db.scalars(select(orm.AuditEvent).where(orm.AuditEvent.action == "databases.revoke")).all()
-        assert [(e.detail["user"], e.detail["reason"]) for e in events] == [("carol", "no longer a member")]
+        assert [(e.detail["user"], e.detail["reason"]) for e in events] == [("carol", "no longer a member of the space")]
 
 
 def test_concurrent_activations_of_different_spaces(world):
