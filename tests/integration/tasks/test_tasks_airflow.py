@@ -185,6 +185,52 @@ def test_a_revoked_subscription_refuses_the_next_run_with_the_reason(tasks_hub, 
                        .values(status="active"))
 
 
+PROBE = """\
+import os, psycopg
+out = []
+for kind in ("ASSET", "COLLABORATIVE", "PUBLISH"):
+    try:
+        with psycopg.connect(os.environ[f"SPACES_{kind}_DB_URL"], autocommit=True) as conn:
+            conn.execute("CREATE TABLE probe_%s (a int)" % os.environ["SPACES_TASK_RUN_ID"])
+        out.append(kind + "=wrote")
+    except psycopg.Error:
+        out.append(kind + "=refused")
+print(" ".join(out), "mode=" + os.environ["SPACES_ACCESS_MODE"])
+print("hub token:", "JUPYTERHUB_API_TOKEN" in os.environ)
+"""
+
+
+def test_a_sandbox_owners_run_writes_only_collaborative_and_publish(tasks_hub):
+    alice = tasks_hub.hub.token_session("alice")
+    space = tasks_hub.ids["space:forecast"]
+    r = alice.post(f"{API}spaces/{space}/code-assets", json={"name": "probe", "files": {"probe.py": PROBE}})
+    assert r.status_code == 201, r.text
+    r = alice.post(f"{API}spaces/{space}/tasks", json={"name": "probe", "code_asset_id": api_json(r)["id"]})
+    assert r.status_code == 201, r.text
+    task = api_json(r)
+    with tasks_hub.store.transaction() as db:
+        db.execute(update(orm.Subscription).where(orm.Subscription.id == tasks_hub.ids["sub:alice:retail"])
+                   .values(level="spaces"))
+    try:
+        def trigger():
+            r = alice.post(f"{API}tasks/{task['id']}/run")
+            assert r.status_code in (202, 409), r.text
+            return r.status_code == 202
+
+        wait_for(trigger, what="Airflow to load the task")
+        runs = wait_for(lambda: [x for x in api_json(alice.get(f"{API}tasks/{task['id']}/runs"))["items"]
+                                 if x["state"] != "running"], what="the run to end")
+        run = api_json(alice.get(f"{API}tasks/{task['id']}/runs/{runs[0]['id']}"))
+        assert run["state"] == "success", run
+        assert "ASSET=refused COLLABORATIVE=wrote PUBLISH=wrote mode=sandbox" in run["log"]
+        # the run's process got nothing of Airflow's environment
+        assert "hub token: False" in run["log"]
+    finally:
+        with tasks_hub.store.transaction() as db:
+            db.execute(update(orm.Subscription).where(orm.Subscription.id == tasks_hub.ids["sub:alice:retail"])
+                       .values(level="full"))
+
+
 def test_removing_a_member_pauses_their_tasks(tasks_hub, saved):
     asset, _ = saved
     bob = tasks_hub.hub.token_session("bob")
