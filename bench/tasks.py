@@ -50,7 +50,7 @@ with DAG(dag_id="bench_bare", schedule=None, catchup=False, is_paused_upon_creat
 
 class Airflow:
     def __init__(self, port: int, home: Path):
-        self.url = f"http://127.0.0.1:{port}"
+        self.url = f"http://127.0.0.1:{port}/services/airflow"
         password = json.loads((home / "passwords.json").read_text())["spaces"]
         token = requests.post(f"{self.url}/auth/token", json={"username": "spaces", "password": password},
                               timeout=30).json()["access_token"]

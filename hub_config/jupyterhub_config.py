@@ -93,11 +93,14 @@ airflow = AirflowSite(
     venv=AIRFLOW_VENV,
     db_url=f"sqlite:///{VAR / 'airflow' / 'airflow.db'}",
     port=int(os.environ.get("SPACES_AIRFLOW_PORT", "10180")),
+    ui_port=int(os.environ.get("SPACES_AIRFLOW_UI_PORT", "10181")),
     spaces_api_url=f"{SPACES_SERVICE_URL}/services/{SERVICE}/api/v1/",
 )
 airflow_managed = airflow_services(airflow) if (AIRFLOW_VENV / "bin" / "airflow").exists() else []
 if airflow_managed:
     c.JupyterHub.load_roles.append(engine_role(airflow_managed, SERVICE))
+    # spaces admins reach Airflow's own UI at /services/airflow/ (behind the hub login)
+    c.JupyterHub.load_roles[0]["scopes"].append(f"access:services!service={airflow.ui_service}")
 
 # -- services
 c.JupyterHub.services = [

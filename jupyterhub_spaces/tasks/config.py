@@ -15,7 +15,8 @@ class SpacesTasks(Configurable):
     engine_url = Unicode(
         "",
         help="URL of the Airflow API server the service calls to run, pause and cancel "
-        "Tasks (e.g. http://127.0.0.1:10180). Empty: Tasks are saved but not run.",
+        "Tasks, with its base path (e.g. http://127.0.0.1:10180/services/airflow). Empty: "
+        "Tasks are saved but not run.",
     ).tag(config=True)
 
     engine_user = Unicode(
@@ -30,7 +31,7 @@ class SpacesTasks(Configurable):
 
     engine_services = List(
         Unicode(),
-        default_value=["airflow", "airflow-scheduler", "airflow-dag-processor"],
+        default_value=["airflow-api-server", "airflow-scheduler", "airflow-dag-processor"],
         help="JupyterHub services whose tokens may call the engine endpoints "
         "(/api/v1/engine/...): the Airflow components the hub runs.",
     ).tag(config=True)

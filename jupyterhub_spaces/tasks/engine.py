@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,13 +54,23 @@ class AirflowSite:
     port: int
     #: the spaces service's API base URL (…/services/spaces/api/v1/), called by the provider
     spaces_api_url: str
+    #: the port of the admins' UI gateway (:mod:`.adminui`); 0: no UI for admins
+    ui_port: int = 0
     #: seconds between parses of the DAG file (how soon a new Task is scheduled)
     parse_interval: int = 10
     user: str = "spaces"
+    #: the hub service (and proxy route) of the admins' UI; Airflow serves under it
+    ui_service: str = "airflow"
+    admin_scope: str = "custom:spaces:admin"
+
+    @property
+    def base_path(self) -> str:
+        return f"/services/{self.ui_service}"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        """Airflow's API server, under the path the admins' UI is served at."""
+        return f"http://127.0.0.1:{self.port}{self.base_path}"
 
     @property
     def password_file(self) -> Path:
@@ -101,6 +112,7 @@ class AirflowSite:
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.db_url,
             "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__API__PORT": str(self.port),
+            "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{self.port}{self.base_path}/",
             "AIRFLOW__API_AUTH__JWT_SECRET": (self.home / "jwt_secret").read_text().strip(),
             "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": str(self.parse_interval),
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": str(self.parse_interval),
@@ -113,35 +125,40 @@ class AirflowSite:
         return [str(self.venv / "bin" / "python"), "-m", "jupyterhub_spaces.airflow.component", component]
 
 
-def airflow_services(site: AirflowSite) -> list[dict]:
-    """JupyterHub managed services running Airflow's API server (service ``airflow``),
-    scheduler and DAG processor. The API server listens on 127.0.0.1 only and has no
-    route in the hub's proxy: users never reach it."""
+def airflow_services(site: AirflowSite, python: str = sys.executable) -> list[dict]:
+    """JupyterHub managed services running Airflow's API server, scheduler and DAG
+    processor, and (with ``site.ui_port``) the admins' UI gateway ``airflow``: the one
+    route to Airflow in the hub's proxy, open only to spaces admins. The API server
+    itself listens on 127.0.0.1 with no route of its own."""
     site.prepare()
     env = site.environment()
-    services = []
-    for name, component in (
-        ("airflow", "api-server"),
-        ("airflow-scheduler", "scheduler"),
-        ("airflow-dag-processor", "dag-processor"),
-    ):
-        service = {
-            "name": name,
-            "command": site.command(component),
-            "environment": dict(env),
-            "cwd": str(site.home),
-        }
-        services.append(service)
+    services = [
+        {"name": f"airflow-{component}", "command": site.command(component), "environment": dict(env),
+         "cwd": str(site.home)}
+        for component in ("api-server", "scheduler", "dag-processor")
+    ]
+    if site.ui_port:
+        services.append({
+            "name": site.ui_service,
+            "url": f"http://127.0.0.1:{site.ui_port}",
+            "command": [python, "-m", "jupyterhub_spaces.tasks.adminui", f"--airflow-url={site.url}",
+                        f"--password-file={site.password_file}", f"--user={site.user}",
+                        f"--admin-scope={site.admin_scope}"],
+            "oauth_no_confirm": True,
+            # the gateway sees whether the browser user holds the admin scope
+            "oauth_client_allowed_scopes": [site.admin_scope],
+            "display": False,
+        })
     return services
 
 
 def engine_role(services: list[dict], spaces_service: str = "spaces") -> dict:
-    """The hub role letting the Airflow components call the spaces service."""
+    """The hub role letting Airflow's components call the spaces service."""
     return {
         "name": "spaces-engine",
         "description": "Airflow's components: call the spaces service's engine endpoints.",
         "scopes": [f"access:services!service={spaces_service}"],
-        "services": [s["name"] for s in services],
+        "services": [s["name"] for s in services if s["name"].startswith("airflow-")],
     }
 
 
@@ -183,7 +200,8 @@ class AirflowClient:
     def configured(self) -> bool:
         return bool(self.url)
 
-    async def _auth(self) -> str:
+    async def token(self) -> str:
+        """A JWT of the service's Airflow user (fetched again every ten minutes)."""
         if self._token and time.monotonic() - self._token_at < 600:
             return self._token
         with open(self.password_file) as f:
@@ -195,7 +213,7 @@ class AirflowClient:
     async def _fetch(self, method: str, path: str, body: dict | None = None, auth: bool = True) -> dict:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if auth:
-            headers["Authorization"] = f"Bearer {await self._auth()}"
+            headers["Authorization"] = f"Bearer {await self.token()}"
         request = HTTPRequest(
             self.url + path,
             method=method,

@@ -162,21 +162,26 @@ def test_a_run_identity_is_never_a_user_name(name):
     assert parse_identity(run_identity(name, 42)) == (name, 42)
 
 
-def test_airflow_site_is_private_and_never_routed(tmp_path):
+def test_airflow_site_is_private_and_only_its_admin_gateway_is_routed(tmp_path):
     site = AirflowSite(home=tmp_path / "airflow", venv=tmp_path / "venv", db_url="sqlite:///x.db", port=1234,
-                       spaces_api_url="http://127.0.0.1:9/services/spaces/api/v1/")
-    services = airflow_services(site)
-    assert [s["name"] for s in services] == ["airflow", "airflow-scheduler", "airflow-dag-processor"]
+                       ui_port=1235, spaces_api_url="http://127.0.0.1:9/services/spaces/api/v1/")
+    services = {s["name"]: s for s in airflow_services(site, python="/py")}
+    assert set(services) == {"airflow-api-server", "airflow-scheduler", "airflow-dag-processor", "airflow"}
     assert stat.S_IMODE(os.stat(site.home).st_mode) == 0o700
     for name in ("jwt_secret", "fernet_key", "passwords.json"):
         assert stat.S_IMODE(os.stat(site.home / name).st_mode) == 0o600
-    # no proxy route: users never reach Airflow
-    assert all("url" not in s for s in services)
-    env = services[0]["environment"]
+    # the one proxy route is the gateway, which lets in only holders of the admin scope
+    assert [n for n, s in services.items() if "url" in s] == ["airflow"]
+    assert services["airflow"]["oauth_client_allowed_scopes"] == ["custom:spaces:admin"]
+    assert "--admin-scope=custom:spaces:admin" in services["airflow"]["command"]
+    env = services["airflow-api-server"]["environment"]
     assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor" and env["AIRFLOW__API__HOST"] == "127.0.0.1"
     assert env["AIRFLOW__CORE__LOAD_EXAMPLES"] == "False"
+    assert env["AIRFLOW__API__BASE_URL"] == "http://127.0.0.1:1234/services/airflow/"
     assert json.loads(site.password_file.read_text()).keys() == {"spaces"}
-    assert engine_role(services)["scopes"] == ["access:services!service=spaces"]
+    role = engine_role(list(services.values()))
+    assert role["scopes"] == ["access:services!service=spaces"] and "airflow" not in role["services"]
+    assert SpacesTasks().engine_services == ["airflow-api-server", "airflow-scheduler", "airflow-dag-processor"]
     # idempotent: the secrets stay
     secret = (site.home / "jwt_secret").read_text()
     airflow_services(site)

@@ -81,7 +81,7 @@ def _wait_for_airflow(hub: SpacesHub, port: int, timeout: float = 300) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            r = requests.get(f"http://127.0.0.1:{port}/api/v2/monitor/health", timeout=5)
+            r = requests.get(f"http://127.0.0.1:{port}/services/airflow/api/v2/monitor/health", timeout=5)
             health = r.json() if r.status_code == 200 else {}
             if all(health.get(k, {}).get("status") == "healthy" for k in ("metadatabase", "scheduler", "dag_processor")):
                 return
@@ -105,13 +105,13 @@ def running_tasks_hub(workdir: Path):
         store = Store(catalog_url)
         stack.callback(store.dispose)
         ids = _seed(store)
-        port = free_port()
+        port, ui_port = free_port(), free_port()
         home = workdir / "airflow"
         spaces_config = textwrap.dedent(f"""
             c.SpaceDatabases.backend = "postgresql"
             c.SpaceDatabases.admin_url = {data_url!r}
             c.SpaceDatabases.role_prefix = {prefix!r}
-            c.SpacesTasks.engine_url = "http://127.0.0.1:{port}"
+            c.SpacesTasks.engine_url = "http://127.0.0.1:{port}/services/airflow"
             c.SpacesTasks.engine_password_file = {str(home / 'passwords.json')!r}
             c.SpacesTasks.run_root = {str(workdir / 'task-runs')!r}
             c.SpacesTasks.space_home_template = {str(workdir / 'homes' / '{username}' / '{space}')!r}
@@ -125,16 +125,19 @@ def running_tasks_hub(workdir: Path):
                 venv=Path({str(AIRFLOW_VENV)!r}),
                 db_url={airflow_db.replace('postgresql+psycopg://', 'postgresql+psycopg2://')!r},
                 port={port},
+                ui_port={ui_port},
                 spaces_api_url=_spaces["url"] + "/services/spaces/api/v1/",
                 parse_interval=3,
             )
             _airflow = airflow_services(_site)
             c.JupyterHub.services.extend(_airflow)
             c.JupyterHub.load_roles.append(engine_role(_airflow))
+            next(r for r in c.JupyterHub.load_roles if r["name"] == "spaces-admin")["scopes"].append(
+                "access:services!service=airflow")
         """)
         hub = SpacesHub(workdir, catalog_url, extra_config=extra_config, spaces_config=spaces_config)
         hub.start(timeout=180)
         stack.callback(hub.stop)
-        airflow = AirflowClient(f"http://127.0.0.1:{port}", "spaces", str(home / "passwords.json"))
+        airflow = AirflowClient(f"http://127.0.0.1:{port}/services/airflow", "spaces", str(home / "passwords.json"))
         _wait_for_airflow(hub, port)
         yield TasksHub(hub, store, ids, airflow, prefix, data_url, home, port)

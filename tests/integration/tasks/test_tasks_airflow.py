@@ -12,6 +12,7 @@ import time
 
 import psycopg
 import pytest
+import requests
 from sqlalchemy import func, select, update
 
 from spaces_hub import API, _pg_admin_dsn, api_json
@@ -301,3 +302,20 @@ def test_a_200_mb_upload_is_refused_before_it_is_read(tasks_hub):
     assert r.status_code == 413, r.text[:300]
     assert "at most" in api_json(r)["message"]
     assert counts(tasks_hub.store) == before
+
+
+def test_airflows_ui_is_for_spaces_admins_only(tasks_hub):
+    admin = tasks_hub.hub.browser("admin")
+    r = admin.get("/services/airflow/")  # through the hub's OAuth into the gateway
+    assert r.status_code == 200 and "airflow" in r.text.lower(), r.text[:300]
+    # the UI's own API calls go through signed in as the service's Airflow user
+    r = admin.get("/services/airflow/api/v2/dags")
+    assert r.status_code == 200 and "dags" in r.json(), r.text[:300]
+    # a member who is not an admin gets nothing of Airflow
+    r = tasks_hub.hub.browser("alice").get("/services/airflow/api/v2/dags")
+    assert r.status_code == 403
+    r = requests.get(tasks_hub.hub.url + "/services/airflow/api/v2/dags", allow_redirects=False, timeout=30)
+    assert r.status_code in (302, 403) and "dag_id" not in r.text
+    # nor does a user's API token open it
+    r = tasks_hub.hub.token_session("alice").get("/services/airflow/api/v2/dags")
+    assert r.status_code == 403 and "dag_id" not in r.text
