@@ -34,7 +34,8 @@ HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrad
 class AirflowUIHandler(HubOAuthenticated, web.RequestHandler):
     """Every URL under the service's prefix: admins only, forwarded to Airflow."""
 
-    def initialize(self, airflow: AirflowClient, upstream: str, admin_scope: str):
+    def initialize(self, airflow: AirflowClient, upstream: str, admin_scope: str, prefix: str):
+        self.prefix = prefix
         self.airflow = airflow
         self.upstream = upstream
         self.admin_scope = admin_scope
@@ -49,17 +50,25 @@ class AirflowUIHandler(HubOAuthenticated, web.RequestHandler):
         # not authenticated, so another site cannot make an admin's browser act
         return self.hub_auth.check_xsrf_cookie(self)
 
-    @web.authenticated
     async def _forward(self, _path=None):
-        token = await self.airflow.token()
+        if self.request.method in ("GET", "HEAD") and self.request.path.startswith(self.prefix + "static/"):
+            # Airflow's own scripts and styles: public code, no data, no credentials
+            return await self._fetch(token=None)
+        return await self._signed_in()
+
+    @web.authenticated
+    async def _signed_in(self):
+        await self._fetch(await self.airflow.token())
+
+    async def _fetch(self, token: str | None):
         headers = {k: v for k, v in self.request.headers.get_all()
                    if k.lower() not in HOP | {"cookie", "authorization"}}
-        headers["Cookie"] = f"_token={token}"
+        if token:
+            headers["Cookie"] = f"_token={token}"
         body = self.request.body if self.request.method not in ("GET", "HEAD", "DELETE") else None
         request = HTTPRequest(
             self.upstream + self.request.uri, method=self.request.method, headers=headers, body=body,
-            follow_redirects=False, decompress_response=False, request_timeout=60,
-            allow_nonstandard_methods=True,
+            follow_redirects=False, request_timeout=60, allow_nonstandard_methods=True,
         )
         response = await AsyncHTTPClient().fetch(request, raise_error=False)
         if response.code == 599:
@@ -67,13 +76,51 @@ class AirflowUIHandler(HubOAuthenticated, web.RequestHandler):
         self.set_status(response.code, response.reason)
         self._headers.clear()
         for name, value in response.headers.get_all():
-            if name.lower() not in HOP | {"set-cookie"}:
+            if name.lower() not in HOP | {"set-cookie", "content-encoding", "x-consumed-content-encoding"}:
                 self.add_header(name, value)
-        if response.body:
-            self.write(response.body)
+        body = response.body or b""
+        if token and response.headers.get("Content-Type", "").startswith("text/html") and b"<head>" in body:
+            # Airflow's pages call its API from scripts: the hub lets such calls in
+            # only with its XSRF token, which this script adds from the _xsrf cookie
+            self.xsrf_token  # sets the cookie
+            script = f'<head><script src="{self.prefix}{XSRF_SCRIPT_NAME}"></script>'.encode()
+            body = body.replace(b"<head>", script, 1)
+        if body:
+            self.write(body)
         await self.finish()
 
     get = post = put = patch = delete = head = _forward
+
+
+#: adds the hub's XSRF token to every request Airflow's pages make
+XSRF_SCRIPT_NAME = "spaces-xsrf.js"
+XSRF_SCRIPT = """\
+(function () {
+  function token() {
+    var m = document.cookie.match(/(?:^|; )_xsrf=([^;]*)/);
+    return m ? decodeURIComponent(m[1]) : "";
+  }
+  var send = XMLHttpRequest.prototype.send;
+  XMLHttpRequest.prototype.send = function () {
+    try { this.setRequestHeader("X-XSRFToken", token()); } catch (e) {}
+    return send.apply(this, arguments);
+  };
+  var fetch0 = window.fetch;
+  window.fetch = function (input, init) {
+    init = init || {};
+    var headers = new Headers(init.headers || (input instanceof Request ? input.headers : {}));
+    headers.set("X-XSRFToken", token());
+    init.headers = headers;
+    return fetch0.call(this, input, init);
+  };
+})();
+"""
+
+
+class XSRFScriptHandler(web.RequestHandler):
+    def get(self):
+        self.set_header("Content-Type", "text/javascript; charset=utf-8")
+        self.finish(XSRF_SCRIPT)
 
 
 def make_app(airflow_url: str, password_file: str, user: str, admin_scope: str) -> web.Application:
@@ -85,8 +132,9 @@ def make_app(airflow_url: str, password_file: str, user: str, admin_scope: str) 
     client = AirflowClient(airflow_url, user, password_file)
     return web.Application([
         (url_path_join(prefix, "oauth_callback"), HubOAuthCallbackHandler),
+        (url_path_join(prefix, XSRF_SCRIPT_NAME), XSRFScriptHandler),
         (prefix.rstrip("/") + r"(/.*)?", AirflowUIHandler,
-         {"airflow": client, "upstream": upstream, "admin_scope": admin_scope}),
+         {"airflow": client, "upstream": upstream, "admin_scope": admin_scope, "prefix": prefix}),
     ], **settings)
 
 
