@@ -215,3 +215,41 @@ def test_the_provider_check_sees_a_forbidden_import(tmp_path):
     (tmp_path / "bad.py").write_text("import os\nfrom jupyterhub_spaces.store import Store\nimport sqlalchemy\n")
     assert sorted(provider_violations(tmp_path)) == ["bad.py imports jupyterhub_spaces.store",
                                                      "bad.py imports sqlalchemy"]
+
+
+def test_deleting_a_space_takes_its_code_assets_tasks_and_runs(tmp_path):
+    from sqlalchemy import delete, func, select
+
+    from jupyterhub_spaces import orm
+    from jupyterhub_spaces.store import Store
+
+    store = Store(f"sqlite:///{tmp_path / 'c.sqlite'}")
+    try:
+        with store.transaction() as db:
+            org = orm.Organization(name="o")
+            db.add(org)
+            db.flush()
+            user = orm.User(name="alice", org_id=org.id)
+            db.add(user)
+            db.flush()
+            space = orm.Space(slug="s", display_name="S", owner_id=user.id, tools=[], profile="small")
+            space.collaborators = [orm.Collaborator(user_id=user.id, role="owner")]
+            db.add(space)
+            db.flush()
+            snap = codeasset.snapshot({"job.py": b"print(1)\n"}, None, 1000, 10)
+            version, new = codeasset.save(db, space, "job", snap, "alice", "", {})
+            again, new_again = codeasset.save(db, space, "job", snap, "alice", "", {})
+            assert new and not new_again and again.id == version.id
+            task = orm.Task(space_id=space.id, name="t", owner_id=user.id, version_id=version.id, parameters={},
+                            timezone="UTC", profile="small", publish=[])
+            db.add(task)
+            db.flush()
+            db.add(orm.TaskRun(task_id=task.id, state="success"))
+            space_id = space.id
+        with store.transaction() as db:
+            db.execute(delete(orm.Space).where(orm.Space.id == space_id))
+        with store.transaction() as db:
+            for table in (orm.Task, orm.TaskRun, orm.CodeAsset, orm.CodeAssetVersion):
+                assert db.scalar(select(func.count()).select_from(table)) == 0, table.__tablename__
+    finally:
+        store.dispose()
