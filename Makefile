@@ -2,10 +2,12 @@
 #
 #   make demo   set up, then run the embedded demo on http://127.0.0.1:8000
 #   make test   set up, then run every test
+#   make images REGISTRY=registry.example.org/team   build and push the three images
 #
 # Variables:
 #   PYTEST_ARGS   extra pytest arguments, e.g. make test PYTEST_ARGS="tests/unit -k demo"
 #   SPACES_TEST_POSTGRES_URL   the PostgreSQL server the tests use (see scripts/setup.d/30-postgres.sh)
+#   REGISTRY, TAG, RSTUDIO_DEB_URL, PLATFORM   for `make images` (see scripts/build-images.sh)
 
 SHELL := /bin/bash
 ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
@@ -16,7 +18,11 @@ SPACES_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/postgre
 export SPACES_TEST_POSTGRES_URL
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test setup-demo setup-test docs
+REGISTRY ?=
+TAG ?=
+RSTUDIO_DEB_URL ?=
+PLATFORM ?=
+.PHONY: help demo test setup-demo setup-test docs images
 
 help: ## show this help
 	@echo "jupyterhub-spaces"
@@ -43,3 +49,8 @@ test: setup-test ## run every test (unit, integration, browser, kubernetes)
 
 docs: ## regenerate docs/configuration.md from the settings' help
 	$(VENV)/bin/python scripts/gen_config_docs.py > docs/configuration.md
+
+images: ## build and push the hub, workbench and sandbox images: make images REGISTRY=<registry/path>
+	@scripts/build-images.sh --registry "$(REGISTRY)" \
+		$(if $(TAG),--tag "$(TAG)") $(if $(RSTUDIO_DEB_URL),--rstudio-deb "$(RSTUDIO_DEB_URL)") \
+		$(if $(PLATFORM),--platform "$(PLATFORM)")

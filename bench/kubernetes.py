@@ -30,9 +30,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "kubernetes"))
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
+sys.path.insert(0, str(ROOT / "tests" / "integration" / "databases"))
 
 from cluster import ControlPlane, missing_binaries, start_kubelet  # noqa: E402
-from spaces_hub import SpacesHub  # noqa: E402
+from db_roles import drop_roles  # noqa: E402
+from spaces_hub import SpacesHub, postgres_available, postgres_database  # noqa: E402
 
 COMMON = """
 c.JupyterHub.allow_named_servers = True
@@ -133,7 +135,20 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         print("cannot run: missing " + "; ".join(missing), file=sys.stderr)
         return 2
+    if not postgres_available():
+        # KubeSpaceSpawner keeps space databases in PostgreSQL only
+        print("cannot run: no PostgreSQL server answers at $SPACES_TEST_POSTGRES_URL",
+              file=sys.stderr)
+        return 2
+    prefix = f"bench{os.getpid()}_"
+    try:
+        with postgres_database("spaces_bench_kube") as data_url:
+            return run(args, data_url, prefix)
+    finally:
+        drop_roles(prefix)
 
+
+def run(args, data_url: str, prefix: str) -> int:
     from jupyterhub_spaces import demo
     from jupyterhub_spaces.settings import SpacesSettings
     from jupyterhub_spaces.store import Store
@@ -152,12 +167,15 @@ def main(argv: list[str] | None = None) -> int:
             make_namespace(plane.kubeconfig, name)
         db_url = f"sqlite:///{work / 'spaces.sqlite'}"
         settings = SpacesSettings(db_url=db_url, data_root=str(work / "data"),
-                                  source_db_url=f"sqlite:///{work / 'sources.sqlite'}")
+                                  source_db_url=data_url)
         store = Store(db_url)
         demo.seed(store, settings)
         store.dispose()
         spaces_config = (f"c.SpacesSettings.source_db_url = {settings.source_db_url!r}\n"
-                         "c.SpacesSettings.data_root = ''\n")
+                         "c.SpacesSettings.data_root = ''\n"
+                         "c.SpaceDatabases.backend = 'postgresql'\n"
+                         f"c.SpaceDatabases.admin_url = {data_url!r}\n"
+                         f"c.SpaceDatabases.role_prefix = {prefix!r}\n")
         bare = SpacesHub(work / "hub-bare", f"sqlite:///{work / 'bare-spaces.sqlite'}",
                          extra_config=BARE.format(cls="KubeSpawner", namespace="bench-bare",
                                                   jupyter_config=str(jupyter_config)))

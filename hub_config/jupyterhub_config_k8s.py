@@ -2,14 +2,22 @@
 
 The hub image installs this file as
 ``/usr/local/etc/jupyterhub/jupyterhub_config.d/spaces.py``: the Zero to JupyterHub
-hub loads it after its own configuration. The spaces service is started with the same
-file (``--config``), so the hub and the service read ``c.SpacesSettings`` from one
-place, as in the embedded default.
+hub loads it after its own configuration, with ``exec`` in the namespace of its own
+``jupyterhub_config.py``. So this file works both there and as a plain
+``jupyterhub -f`` file:
 
-It maps the values the chart mounts (``helm/jupyterhub-spaces/templates/
-secret-values.yaml``) and the database and OAuth Secrets onto traits, and nothing
-more: the chart's templates decide every default, claim name and image. The mount
-point can be moved with ``$SPACES_CONFIG_DIR`` (tests do).
+- it uses the ``c`` it is given and never calls ``get_config()`` (there it is Zero to
+  JupyterHub's ``get_config(key)``);
+- it never uses ``__file__`` (there it names Zero to JupyterHub's file);
+- it adds to the lists, dicts and sets Zero to JupyterHub filled, never replaces them,
+  and adds to each the way its trait type keeps (``extra_user_scopes`` is a Set).
+
+The settings the spaces service reads too are in ``spaces_config_k8s.py``, installed
+as ``spaces_config.py`` in the chart's config directory; the service is started with
+that file and nothing else. This file maps the values the chart mounts
+(``helm/jupyterhub-spaces/templates/secret-values.yaml``) and the OAuth Secret onto
+traits, and nothing more: the chart's templates decide every default, claim name and
+image. The mount point can be moved with ``$SPACES_CONFIG_DIR`` (tests do).
 """
 
 import os
@@ -17,13 +25,25 @@ from pathlib import Path
 
 import yaml
 
-from jupyterhub_spaces.hub_roles import ADMIN_SCOPE, CUSTOM_SCOPES, SERVICE, service_role
-
-c = get_config()  # noqa: F821
+from jupyterhub_spaces.hub_roles import (
+    ADMIN_SCOPE,
+    CUSTOM_SCOPES,
+    SERVICE,
+    grant_every_user,
+    service_role,
+)
 
 ROOT = Path(os.environ.get("SPACES_CONFIG_DIR", "/usr/local/etc/jupyterhub-spaces"))
+SPACES_CONFIG = ROOT / "spaces_config.py"
+if not SPACES_CONFIG.is_file():
+    # load_subconfig would skip a missing file without a word
+    raise FileNotFoundError(
+        f"{SPACES_CONFIG} is missing: the hub image installs hub_config/spaces_config_k8s.py "
+        "there (or set $SPACES_CONFIG_DIR to the directory holding it)"
+    )
+load_subconfig(str(SPACES_CONFIG))
+
 values = yaml.safe_load((ROOT / "values" / "values.yaml").read_text())
-spaces = values["spaces"]
 sandbox = values["sessions"]["sandbox"]
 oauth = values["oauth"]
 
@@ -34,31 +54,19 @@ def secret(name, key):
     return path.read_text().strip() if path.exists() else ""
 
 
-# -- the catalog and its rules (read by the hub and the service)
-c.SpacesSettings.db_url = secret("database", "catalog-url")
-c.SpacesSettings.source_db_url = secret("database", "source-url")
-c.SpacesSettings.space_limit = spaces["spaceLimit"]
-c.SpacesSettings.lineage_enforced = spaces["lineageEnforced"]
-c.SpacesSettings.machine_profiles = spaces["profiles"]
-c.SpacesSettings.default_profile = spaces["defaultProfile"]
-
-# -- the space databases
-c.SpaceDatabases.backend = values["databaseBackend"]
-c.SpaceDatabases.admin_url = secret("database", "admin-url")
-c.SpaceDatabases.session_host = values["database"]["sessionHost"]
-c.SpaceDatabases.session_port = values["database"]["sessionPort"]
-
 # -- sessions: one named server per space, run as pods by KubeSpaceSpawner
 c.JupyterHub.spawner_class = "kube-space"
 c.JupyterHub.allow_named_servers = True
 # answer a start at once (202) so the Spaces app can follow the spawn's progress live
-c.JupyterHub.tornado_settings = {"slow_spawn_timeout": 0}
-# the branded login and home pages (the hub image copies hub_config/templates there)
+c.JupyterHub.tornado_settings.update({"slow_spawn_timeout": 0})
+# the branded login and home pages (the hub image copies hub_config/templates there),
+# after the site's own hub.templatePaths
 TEMPLATES = Path(os.environ.get("SPACES_TEMPLATES_DIR", "/usr/local/share/jupyterhub-spaces/templates"))
 if TEMPLATES.is_dir():
-    c.JupyterHub.template_paths = [str(TEMPLATES)]
+    c.JupyterHub.template_paths.append(str(TEMPLATES))
 c.JupyterHub.default_url = f"/services/{SERVICE}/"
 c.KubeSpaceSpawner.image = values["images"]["workbench"]
+c.KubeSpaceSpawner.sandbox_image = values["images"]["sandbox"]
 c.KubeSpaceSpawner.offered_tools = values["offeredTools"]
 c.KubeSpaceSpawner.guacd_image = values["images"]["guacd"]
 c.KubeSpaceSpawner.guacd_resources = sandbox["guacd"]["resources"]
@@ -93,10 +101,9 @@ if oauth["enabled"]:
 
 # -- permissions (added to what the Zero to JupyterHub values set)
 c.JupyterHub.custom_scopes.update(CUSTOM_SCOPES)
-c.JupyterHub.extra_user_scopes.append(f"access:services!service={SERVICE}")
-c.JupyterHub.load_roles.append(
-    service_role(SERVICE)
-)
+# every user may use the Spaces app and API
+grant_every_user(c.JupyterHub, f"access:services!service={SERVICE}")
+c.JupyterHub.load_roles.append(service_role(SERVICE))
 
 # -- the Spaces API and web app, in the hub pod; the proxy reaches it through the
 # hub's Service
@@ -106,7 +113,7 @@ c.JupyterHub.services.append(
         "url": values["serviceUrl"],
         "command": [
             "jupyterhub-spaces-service",
-            f"--config={__file__}",
+            f"--config={SPACES_CONFIG}",
             f"--SpacesService.url={values['serviceBindUrl']}",
         ],
         "environment": {"SPACES_CONFIG_DIR": str(ROOT)},

@@ -6,7 +6,6 @@ import argparse
 import os
 import sys
 
-DEFAULT_DB_URL = "sqlite:///jupyterhub_spaces.sqlite"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -15,11 +14,19 @@ def main(argv: list[str] | None = None) -> int:
     up = sub.add_parser("upgrade-db", help="migrate the spaces database to this version's schema")
     up.add_argument(
         "--db-url",
-        default=os.environ.get("JUPYTERHUB_SPACES_DB_URL", DEFAULT_DB_URL),
-        help="SQLAlchemy URL of the spaces database (default: $JUPYTERHUB_SPACES_DB_URL or %(default)s)",
+        default=os.environ.get("JUPYTERHUB_SPACES_DB_URL", ""),
+        help="SQLAlchemy URL of the spaces database (default: $JUPYTERHUB_SPACES_DB_URL; "
+        "the Helm chart sets it in the hub pod)",
     )
     up.add_argument("--revision", default="head", help="target alembic revision (default: head)")
     args = parser.parse_args(argv)
+    if not args.db_url:
+        # never a default file: migrating a new empty SQLite file here would report
+        # success while the real catalog stays at its old revision
+        parser.error(
+            "no database to migrate: give --db-url=<the catalog's SQLAlchemy URL> or set "
+            "JUPYTERHUB_SPACES_DB_URL (the URL in SpacesSettings.db_url)"
+        )
 
     from .store import current_revision, make_engine, upgrade_db
 

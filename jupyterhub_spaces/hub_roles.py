@@ -34,3 +34,21 @@ def service_role(service: str = SERVICE) -> dict:
         "scopes": list(SERVICE_SCOPES),
         "services": [service],
     }
+
+
+def grant_every_user(jupyterhub_section, *scopes: str) -> None:
+    """Add ``scopes`` to ``c.JupyterHub.extra_user_scopes`` (pass ``c.JupyterHub``),
+    keeping whatever config loaded before set there.
+
+    The trait is a Set: ``c.JupyterHub.extra_user_scopes.append(...)`` is dropped
+    without a word when the config is applied. What an earlier file left may be
+    nothing, a list or set (Zero to JupyterHub's ``hub.config``), or a pending
+    ``.add``; each is kept.
+    """
+    from traitlets.config.loader import LazyConfigValue
+
+    current = jupyterhub_section.get("extra_user_scopes")
+    if isinstance(current, LazyConfigValue):
+        current.update(set(scopes))
+    else:
+        jupyterhub_section.extra_user_scopes = {*(current or ()), *scopes}

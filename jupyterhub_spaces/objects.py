@@ -51,6 +51,23 @@ def make_home_volume(claim_name: str, mount_path: str) -> tuple[dict, dict]:
     return volume, mount
 
 
+def without_mounts_at(
+    volumes: list[Mapping], mounts: list[Mapping], path: str
+) -> tuple[list[dict], list[dict]]:
+    """``volumes`` and ``mounts`` less every mount at ``path`` (and the volumes only
+    those mounts used).
+
+    The session's own home goes there: a site-wide volume at the same path (Zero to
+    JupyterHub's ``singleuser.storage``) would make two mounts at one path, which the
+    API server rejects, and a home shared between a user's spaces would carry data out
+    of a Sandbox.
+    """
+    path = posixpath.normpath(path)
+    kept = [dict(m) for m in mounts if posixpath.normpath(m.get("mountPath", "")) != path]
+    dropped = {m.get("name") for m in mounts} - {m.get("name") for m in kept}
+    return [dict(v) for v in volumes if v.get("name") not in dropped], kept
+
+
 def _read_only_source(source: Mapping) -> dict:
     """A copy of a volume source with ``readOnly`` set where the source type has it."""
     source = {k: dict(v) if isinstance(v, Mapping) else v for k, v in source.items()}

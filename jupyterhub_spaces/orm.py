@@ -185,6 +185,8 @@ class Space(Base):
     collaborators: Mapped[list[Collaborator]] = relationship(
         cascade="all, delete-orphan", order_by="Collaborator.id"
     )
+    #: written by the database itself (see :class:`SpaceTaint`), never through here
+    taint: Mapped[list[SpaceTaint]] = relationship(viewonly=True, order_by="SpaceTaint.id")
 
 
 class SpaceProduct(Base):
@@ -209,6 +211,34 @@ class SpaceAsset(Base):
     position: Mapped[int] = mapped_column(Integer, default=0)
 
     asset: Mapped[Asset] = relationship()
+
+
+class SpaceTaint(Base):
+    """A product or asset that was part of a space since its Collaborative and Publish
+    data were last purged: rows of it may remain there, so every decision for the
+    space and every lineage of a publish from it counts it.
+
+    The catalog database writes these rows itself: triggers on ``space_products`` and
+    ``space_assets`` (revision 0002) add one whenever a space gains a product or an
+    asset, whatever code adds it, and nothing removes one when the spec drops it. Only
+    a purge of the space's data resets them (:mod:`jupyterhub_spaces.databases.purge`).
+    """
+
+    __tablename__ = "space_taint"
+    __table_args__ = (
+        CheckConstraint("(product_id IS NULL) <> (asset_id IS NULL)", name="taint_one_source"),
+        UniqueConstraint("space_id", "product_id", name="taint_once_per_product"),
+        UniqueConstraint("space_id", "asset_id", name="taint_once_per_asset"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    space_id: Mapped[int] = mapped_column(ForeignKey("spaces.id", ondelete="CASCADE"), index=True)
+    product_id: Mapped[int | None] = mapped_column(ForeignKey("products.id"), index=True)
+    asset_id: Mapped[int | None] = mapped_column(ForeignKey("assets.id"), index=True)
+    added_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    product: Mapped[Product | None] = relationship()
+    asset: Mapped[Asset | None] = relationship()
 
 
 class Collaborator(Base):

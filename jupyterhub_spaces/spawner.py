@@ -688,7 +688,16 @@ if KubeSpawner is not None:
         ).tag(config=True)
 
         home_mount_path = Unicode(
-            "/home/jovyan", help="Where the session's working storage is mounted."
+            "/home/jovyan",
+            help="Where the session's working storage (its own claim per space) is "
+            "mounted. A site volume mounted at the same path (Zero to JupyterHub's "
+            "singleuser.storage) is left out of space sessions: a home shared between "
+            "spaces would carry data out of a Sandbox.",
+        ).tag(config=True)
+
+        sandbox_image = Unicode(
+            help="The image of Sandbox sessions (the desktop); ``image`` is the one of "
+            "Workbench sessions. A Sandbox start is refused while it is empty.",
         ).tag(config=True)
 
         guacd_image = Unicode(
@@ -759,7 +768,7 @@ if KubeSpawner is not None:
                 self._base = {
                     key: getattr(self, key)
                     for key in ("volumes", "volume_mounts", "extra_labels", "cmd",
-                                "extra_containers")
+                                "extra_containers", "image")
                 }
             return self._base[name]
 
@@ -780,15 +789,40 @@ if KubeSpawner is not None:
                 setattr(self, key, value)
 
         async def _prepare_backend(self, ctx):
+            from .databases import SpaceDatabases
+
+            if SpaceDatabases(parent=self).backend != "postgresql":
+                # a pod cannot reach SQLite files of the hub's, and their grants are
+                # advisory only
+                raise web.HTTPError(
+                    500,
+                    "space sessions on Kubernetes need the PostgreSQL space databases: "
+                    "set c.SpaceDatabases.backend = 'postgresql' and its admin_url "
+                    "(the Helm chart's database.adminUrl)",
+                )
             ctx.workdir = self.home_mount_path
+            configured_image = self._configured("image")
+            if ctx.sandbox:
+                if not self.sandbox_image:
+                    raise web.HTTPError(
+                        503,
+                        "this site has no Sandbox image: an admin must set "
+                        "KubeSpaceSpawner.sandbox_image (the chart's sessions.sandbox.image)",
+                    )
+                self.image = self.sandbox_image
+            else:
+                self.image = configured_image
             if self.pvc_name in self._protected():
                 raise web.HTTPError(
                     500,
                     f"the working storage claim {self.pvc_name!r} of this session is a "
                     "protected shared claim: fix KubeSpaceSpawner.pvc_name_template",
                 )
-            volumes = _as_list(self._configured("volumes"))
-            mounts = _as_list(self._configured("volume_mounts"))
+            volumes, mounts = objects.without_mounts_at(
+                _as_list(self._configured("volumes")),
+                _as_list(self._configured("volume_mounts")),
+                self.home_mount_path,
+            )
             if self.storage_pvc_ensure:
                 home, home_mount = objects.make_home_volume(self.pvc_name, self.home_mount_path)
                 volumes.append(home)

@@ -13,7 +13,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, bindparam, create_engine, event, inspect, select
+from sqlalchemy import Engine, bindparam, create_engine, delete, event, func, inspect, or_, select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from . import orm
@@ -128,6 +128,10 @@ def space_query():
         .selectinload(orm.SpaceAsset.asset)
         .selectinload(orm.Asset.product),
         selectinload(orm.Space.collaborators).selectinload(orm.Collaborator.user),
+        selectinload(orm.Space.taint).selectinload(orm.SpaceTaint.product),
+        selectinload(orm.Space.taint)
+        .selectinload(orm.SpaceTaint.asset)
+        .selectinload(orm.Asset.product),
     )
 
 
@@ -226,9 +230,15 @@ def asset_ref(asset: orm.Asset, upstream: tuple[set, set] | None = None) -> poli
 
 
 def space_spec(db: Session, space: orm.Space) -> policy.SpaceSpec:
-    """The policy's view of ``space`` (lineage of its derived assets included)."""
-    derived = [sa.asset.id for sa in space.assets if sa.asset.derived]
-    upstream = upstream_of(db, derived)
+    """The policy's view of ``space``: its spec, its taint (what was ever part of it
+    since its data was last purged) and the lineage of the derived assets of both.
+
+    ``space`` is a row of :func:`space_query` or a view of
+    :func:`jupyterhub_spaces.service.queries.space_views` (the same attributes).
+    """
+    tainted = [t.asset for t in space.taint if t.asset_id is not None]
+    derived = {a.id for a in (*(sa.asset for sa in space.assets), *tainted) if a.derived}
+    upstream = upstream_of(db, sorted(derived))
     return policy.SpaceSpec(
         id=space.id,
         owner=space.owner.name,
@@ -237,7 +247,42 @@ def space_spec(db: Session, space: orm.Space) -> policy.SpaceSpec:
         collaborators=tuple(
             (c.user.name, policy.Role(c.role)) for c in space.collaborators
         ),
+        taint_products=tuple(
+            _target("product", t.product) for t in space.taint if t.product_id is not None
+        ),
+        taint_assets=tuple(asset_ref(a, upstream.get(a.id)) for a in tainted),
     )
+
+
+def taint_mark(db: Session, space_id: int) -> tuple[int, set, set]:
+    """Where a purge of ``space_id``'s data starts: the last taint row of the space
+    and the products and assets of its spec at that moment (see :func:`reset_taint`)."""
+    last = db.scalar(
+        select(func.max(orm.SpaceTaint.id)).where(orm.SpaceTaint.space_id == space_id)
+    )
+    products = set(db.scalars(select(orm.SpaceProduct.product_id).where(orm.SpaceProduct.space_id == space_id)))
+    assets = set(db.scalars(select(orm.SpaceAsset.asset_id).where(orm.SpaceAsset.space_id == space_id)))
+    return last or 0, products, assets
+
+
+def reset_taint(db: Session, space_id: int, mark: tuple[int, set, set]) -> int:
+    """After a purge of the space's data that started at ``mark``: forget what only
+    data deleted by the purge could come from. Kept: the spec when the purge started,
+    the spec now, and whatever joined the space meanwhile (its rows may have been
+    written after the data was dropped). Returns how many rows went."""
+    last, products, assets = mark
+    products |= set(db.scalars(select(orm.SpaceProduct.product_id).where(orm.SpaceProduct.space_id == space_id)))
+    assets |= set(db.scalars(select(orm.SpaceAsset.asset_id).where(orm.SpaceAsset.space_id == space_id)))
+    t = orm.SpaceTaint
+    gone = db.execute(
+        delete(t).where(
+            t.space_id == space_id,
+            t.id <= last,
+            or_(t.product_id.is_(None), t.product_id.not_in(products or [-1])),
+            or_(t.asset_id.is_(None), t.asset_id.not_in(assets or [-1])),
+        )
+    )
+    return gone.rowcount
 
 
 def subscription_value(sub: orm.Subscription, user_name: str) -> policy.Subscription:

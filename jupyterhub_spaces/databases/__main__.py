@@ -27,6 +27,7 @@ from .base import DatabaseError
 from .config import SpaceDatabases
 from .lifecycle import reconcile
 from .publish import sweep_snapshots
+from . import purge as purge_mod
 
 
 def load_config(path: str | None) -> Config:
@@ -73,7 +74,11 @@ def main(argv: list[str] | None = None) -> int:
             if not dbs.exists(args.space_id):
                 print(f"space {args.space_id} has no databases here: nothing to purge")
                 return 0
-            dbs.purge(args.space_id, confirm=args.confirm)
+            store = Store(settings.db_url)
+            try:
+                purge_mod.purge(store, dbs, args.space_id, confirm=args.confirm, actor="command line")
+            finally:
+                store.dispose()
             print(f"purged the databases of space {args.space_id}")
     except DatabaseError as e:
         print(f"error: {e}", file=sys.stderr)

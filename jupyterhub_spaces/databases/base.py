@@ -38,6 +38,16 @@ class DatabaseError(RuntimeError):
     """The space databases cannot do what was asked; the message says why and what to do."""
 
 
+class PublishError(DatabaseError):
+    """A publish was refused or failed; ``status`` is the HTTP status to answer with."""
+
+    def __init__(self, status: int, message: str, fields: dict | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.fields = fields
+
+
 class PurgeNotConfirmed(DatabaseError):
     """A purge was asked for without the confirmation it needs."""
 
@@ -194,9 +204,19 @@ class DatabaseBackend(ABC):
         self._purge(space_id)
 
     @abstractmethod
-    def publish_source(self, space_id: int):
-        """``(engine, schema)`` to read the space's Publish tables as the administrator.
-        The engine belongs to the backend: do not dispose of it."""
+    def publish_reader(self, space_id: int, role: Role):
+        """A context manager giving ``(connection, schema)``: a read-only connection to
+        the space's Publish database with exactly the rights members of ``role`` have
+        there, never more (what a member defined there may run when read), and the
+        schema its tables are in. Raises :class:`PublishError` (404) when the space has
+        no Publish database."""
+
+    @abstractmethod
+    def publish_table_kind(self, conn, schema: str | None, table: str) -> str | None:
+        """What ``table`` is in the Publish database, read on a :meth:`publish_reader`
+        connection: None when there is no such table, ``"table"`` for a plain table
+        whose rows can be read as data alone, else what it is in words ("view",
+        "table with row-level security", ...)."""
 
     def dispose(self) -> None:
         """Release connection pools."""

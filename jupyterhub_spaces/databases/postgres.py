@@ -31,10 +31,12 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+from contextlib import contextmanager
 from urllib.parse import quote
 
 from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 
 from ..policy import Role, allowed
 from .base import (
@@ -44,6 +46,7 @@ from .base import (
     DatabaseError,
     ForeignData,
     Issued,
+    PublishError,
     SpaceData,
     asset_table_names,
 )
@@ -61,6 +64,40 @@ def quote_ident(name: str) -> str:
 
 def quote_literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
+
+
+#: what pg_class.relkind means, for a refusal to publish
+RELKINDS = {
+    "v": "view",
+    "m": "materialized view",
+    "f": "foreign table",
+    "S": "sequence",
+    "c": "composite type",
+    "i": "index",
+    "I": "partitioned index",
+    "t": "TOAST table",
+}
+
+#: the relation and every table it reads through (inheritance children, partitions)
+_PUBLISH_TABLE = text(
+    """
+    WITH RECURSIVE rel(oid, root) AS (
+        SELECT c.oid, true FROM pg_catalog.pg_class c
+        JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = :schema AND c.relname = :table
+        UNION
+        SELECT i.inhrelid, false FROM pg_catalog.pg_inherits i JOIN rel ON i.inhparent = rel.oid
+    )
+    SELECT rel.root,
+           c.relkind::text AS relkind, c.relrowsecurity, c.relhasrules,
+           EXISTS (
+               SELECT 1 FROM pg_catalog.pg_attribute a
+               WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+                 AND a.attgenerated::text NOT IN ('', 's')
+           ) AS computed
+    FROM rel JOIN pg_catalog.pg_class c ON c.oid = rel.oid
+    """
+)
 
 
 def schema_name(space_id: int, kind: str) -> str:
@@ -639,5 +676,82 @@ class PostgresDatabases(DatabaseBackend):
                     conn.exec_driver_sql(f"DROP OWNED BY {quote_ident(name)}")
                     conn.exec_driver_sql(f"DROP ROLE {quote_ident(name)}")
 
-    def publish_source(self, space_id: int):
-        return self.engine, schema_name(space_id, "publish")
+    # -- publishing --------------------------------------------------------
+
+    @contextmanager
+    def publish_reader(self, space_id: int, role: Role):
+        """Read the Publish schema as a short-lived login of the member's group.
+
+        ``SET ROLE`` on the administrator's connection would not do: code a member
+        defined could ``RESET ROLE`` back to the administrator. So the reader logs in
+        as a role of its own (``NOINHERIT``, one connection, expiring in minutes) whose
+        only right is to become the group, in a read-only transaction whose
+        ``search_path`` reaches nothing a member can create; the login is dropped
+        afterwards like a member's.
+        """
+        group = self.group(space_id, role)
+        schema = schema_name(space_id, "publish")
+        readers = f"{self.prefix}s{int(space_id)}_r_"
+        login = f"{readers}{secrets.token_hex(4)}"
+        password = secrets.token_urlsafe(24)
+        with self.engine.connect() as conn:
+            # readers left by a service killed mid-publish: long expired, dropped now
+            stale = conn.scalars(
+                text("SELECT rolname FROM pg_roles WHERE starts_with(rolname, :p) "
+                     "AND rolvaliduntil < now()"),
+                {"p": readers},
+            ).all()
+        for name in stale:
+            self._drop_login(name, space_id)
+        with self.engine.begin() as conn:
+            self._lock(conn, space_id)
+            if not (self._role_exists(conn, group) and self._schema_exists(conn, schema)):
+                raise PublishError(
+                    404,
+                    f"space {space_id} has no Publish database yet: activate the space, "
+                    "write the table there, then publish it",
+                    {"table": "no Publish database"},
+                )
+            db = quote_ident(conn.scalar(text("SELECT current_database()")))
+            ql = quote_ident(login)
+            expires = conn.scalar(text("SELECT (now() + interval '15 minutes')::text"))
+            conn.exec_driver_sql(
+                f"CREATE ROLE {ql} WITH LOGIN NOINHERIT CONNECTION LIMIT 1 "
+                f"VALID UNTIL {quote_literal(expires)} PASSWORD {quote_literal(password)}"
+            )
+            comment = {"spaces": "reader", "space_id": space_id, "role": Role(role).value}
+            conn.exec_driver_sql(f"COMMENT ON ROLE {ql} IS {quote_literal(json.dumps(comment))}")
+            conn.exec_driver_sql(f"GRANT {quote_ident(group)} TO {ql}")
+            self._lock_shared(conn)
+            conn.exec_driver_sql(f"GRANT {quote_ident(self.members_role)} TO {ql}")
+            conn.exec_driver_sql(f"GRANT CONNECT ON DATABASE {db} TO {ql}")
+        engine = create_engine(self.admin.set(username=login, password=password), poolclass=NullPool)
+        try:
+            with engine.connect() as conn:
+                # the first statement of the transaction: nothing in it may write
+                conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+                conn.exec_driver_sql(f"SET LOCAL ROLE {quote_ident(group)}")
+                conn.exec_driver_sql("SET LOCAL search_path = pg_catalog, pg_temp")
+                yield conn, schema
+                conn.rollback()
+        finally:
+            engine.dispose()
+            self._drop_login(login, space_id)
+
+    def publish_table_kind(self, conn, schema, table) -> str | None:
+        rows = conn.execute(_PUBLISH_TABLE, {"schema": schema, "table": table}).all()
+        if not rows:
+            return None
+        root = next(r for r in rows if r.root)
+        if root.relkind not in ("r", "p"):
+            return RELKINDS.get(root.relkind, "relation that is not a table")
+        for r in rows:
+            if r.relkind not in ("r", "p"):
+                return f"table with a part that is a {RELKINDS.get(r.relkind, 'not a table')}"
+            if r.relrowsecurity:
+                return "table with row-level security"
+            if r.relhasrules:
+                return "table with rules"
+            if r.computed:
+                return "table with columns computed when read"
+        return "table"

@@ -8,7 +8,15 @@ A publish writes three things that must stand or fall together:
 2. the **catalog entry**: an :class:`~jupyterhub_spaces.orm.Asset` with
    ``derived=True`` and ``source_space_id``;
 3. its **lineage**: one :class:`~jupyterhub_spaces.orm.LineageEdge` to every product
-   and every asset of the space.
+   and every asset the space's data may hold rows of: its spec *and its taint*
+   (:func:`jupyterhub_spaces.policy.lineage_sources`), not the spec alone.
+
+Only data is copied, with the member's own rights: the table must be a plain table
+(no view, materialized view, foreign or virtual table, no row-level security or
+rules), and it is read on the backend's :meth:`~.base.DatabaseBackend.publish_reader`
+connection, which has exactly the rights of the member's role in the space, so
+nothing a member defined runs with more rights than theirs and nothing outside
+what they may read can be laundered through a publish.
 
 The catalog rows are written in the caller's transaction. The snapshot lives in
 another database, so it is tied to that transaction: it is dropped when the
@@ -25,29 +33,22 @@ import secrets
 from datetime import datetime, timedelta
 
 from sqlalchemy import MetaData, Table, event, func, inspect, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from .. import orm
-from ..policy import Role, allowed
-from ..store import audit, make_engine
+from ..policy import Role, allowed, lineage_sources
+from ..store import audit, make_engine, space_spec
 from ..utils import utcnow
 from . import copy as copy_mod
-from .base import DatabaseBackend, DatabaseError
+from .base import DatabaseBackend, PublishError
+
+__all__ = ["PublishError", "Snapshot", "check_name", "publish", "sweep_snapshots"]
 
 log = logging.getLogger(__name__)
 
 MAX_NAME = 200
 _STAMP = "%Y%m%d%H%M%S"
-
-
-class PublishError(DatabaseError):
-    """A publish was refused or failed; ``status`` is the HTTP status to answer with."""
-
-    def __init__(self, status: int, message: str, fields: dict | None = None):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.fields = fields
 
 
 class Snapshot:
@@ -60,11 +61,12 @@ class Snapshot:
         self.written = False
         self.kept = False
 
-    def write(self, engine, table: str, schema: str | None) -> int:
-        """Copy ``schema.table`` from ``engine`` into the source database; returns rows."""
+    def write(self, src, table: str, schema: str | None) -> int:
+        """Copy ``schema.table`` from the connection ``src`` into the source database;
+        returns rows."""
         target = make_engine(self.source_db_url)
         try:
-            with engine.connect() as src, target.begin() as dst:
+            with target.begin() as dst:
                 self.written = True  # from here on a failure may leave a table behind
                 copy_mod.copy_table(src, table, dst, self.name, schema, replace=False)
                 return dst.scalar(
@@ -132,7 +134,8 @@ def publish(
     """Publish ``table`` of ``space``'s Publish database as a new derived asset.
 
     Raises :class:`PublishError` (nothing written) when ``role`` may not publish, the
-    table does not exist or the name is unusable. The returned asset is flushed, not
+    table does not exist, is not a plain table or cannot be read with the member's
+    rights, or the name is unusable. The returned asset is flushed, not
     committed: the caller's transaction decides, and the snapshot follows it.
     """
     if not allowed(role, "publish"):
@@ -145,17 +148,35 @@ def publish(
     problem = check_name(name)
     if problem:
         raise PublishError(422, f"name: {problem}", {"name": problem})
-    engine, schema = dbs.publish_source(space.id)
-    if not isinstance(table, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$]{0,62}", table) or not (
-        copy_mod.table_exists(engine, table, schema)
-    ):
-        raise PublishError(
-            404,
-            f"no table {table!r} in the Publish database of space {space.slug}: write it "
-            "there first (SPACES_PUBLISH_DB_URL in the session) and give its exact name",
-            {"table": "no such table in the Publish database"},
-        )
+    if not isinstance(table, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$]{0,62}", table):
+        raise _no_table(table, space)
+    with dbs.publish_reader(space.id, role) as (conn, schema):
+        kind = dbs.publish_table_kind(conn, schema, table)
+        if kind is None:
+            raise _no_table(table, space)
+        if kind != "table":
+            raise PublishError(
+                422,
+                f"{table!r} in the Publish database of space {space.slug} is a {kind}, not a "
+                "plain table: only plain tables are published, read as data with your own "
+                "rights (a view, rule or policy would run a query of its own). Make a plain "
+                f"table of its rows first, e.g. CREATE TABLE {table}_data AS SELECT * FROM "
+                f"{table}, and publish that",
+                {"table": f"a {kind}, not a plain table"},
+            )
+        return _publish(db, dbs, space, user, conn, schema, table, name, description, snapshot_prefix)
 
+
+def _no_table(table, space) -> PublishError:
+    return PublishError(
+        404,
+        f"no table {table!r} in the Publish database of space {space.slug}: write it "
+        "there first (SPACES_PUBLISH_DB_URL in the session) and give its exact name",
+        {"table": "no such table in the Publish database"},
+    )
+
+
+def _publish(db, dbs, space, user, conn, schema, table, name, description, snapshot_prefix):
     asset = orm.Asset(
         name=name.strip(),
         description=description or "",
@@ -169,13 +190,15 @@ def publish(
     )
     db.add(asset)
     db.flush()
+    # the data may hold rows of anything ever part of the space, not only of its spec
+    products, assets = lineage_sources(space_spec(db, space))
     sources = []
-    for sp in space.products:
-        db.add(orm.LineageEdge(asset_id=asset.id, source_product_id=sp.product_id))
-        sources.append(f"product:{sp.product_id}")
-    for sa in space.assets:
-        db.add(orm.LineageEdge(asset_id=asset.id, source_asset_id=sa.asset_id))
-        sources.append(f"asset:{sa.asset_id}")
+    for product in products:
+        db.add(orm.LineageEdge(asset_id=asset.id, source_product_id=product.id))
+        sources.append(f"product:{product.id}")
+    for source in assets:
+        db.add(orm.LineageEdge(asset_id=asset.id, source_asset_id=source.id))
+        sources.append(f"asset:{source.id}")
     db.flush()
 
     stamp = utcnow().strftime(_STAMP)
@@ -184,7 +207,13 @@ def publish(
     )
     _tie_to_transaction(db, snapshot)
     try:
-        rows = snapshot.write(engine, table, schema)
+        try:
+            rows = snapshot.write(conn, table, schema)
+        except DBAPIError as e:
+            refusal = _read_refusal(e, table)
+            if refusal is None:
+                raise
+            raise refusal from e
         asset.location = snapshot.name
         audit(
             db,
@@ -203,6 +232,20 @@ def publish(
         snapshot.drop()
         raise
     return asset
+
+
+def _read_refusal(error: DBAPIError, table: str) -> PublishError | None:
+    """The refusal for a read the member's own rights do not allow (None for any
+    other failure)."""
+    code = getattr(error.orig, "sqlstate", None)
+    if code == "42501" or "not authorized" in str(error.orig):
+        return PublishError(
+            403,
+            f"your role in the space cannot read all of {table!r} (it needs more than "
+            "reading its own rows): publish a plain table of data you wrote",
+            {"table": "not readable with your rights"},
+        )
+    return None
 
 
 def sweep_snapshots(db: Session, source_db_url: str, prefix: str, older_than: timedelta) -> list[str]:

@@ -21,10 +21,13 @@ import json
 import logging
 import os
 import shutil
+import sqlite3
 import stat
+from contextlib import contextmanager
 from urllib.parse import quote
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.pool import NullPool
 
 from ..policy import Role, allowed
 from .base import (
@@ -33,6 +36,7 @@ from .base import (
     DatabaseBackend,
     ForeignData,
     Issued,
+    PublishError,
     SpaceData,
     asset_table_names,
 )
@@ -53,6 +57,27 @@ def _wal(engine):
     return engine
 
 
+#: the pragmas SQLAlchemy reads (isolation level, reflection); every other pragma is
+#: refused
+_READ_PRAGMAS = {"read_uncommitted", "table_info", "table_xinfo", "index_list", "index_info",
+                 "index_xinfo", "foreign_key_list"}
+
+
+#: functions that reach beyond the file, never enabled here: refused all the same
+_DENIED_FUNCTIONS = {"load_extension", "fts3_tokenizer", "readfile", "writefile", "edit"}
+
+
+def _read_only(action, arg1, arg2, _db, _trigger):
+    """sqlite3 authorizer of the publish reader: reading only."""
+    if action == sqlite3.SQLITE_FUNCTION:
+        return sqlite3.SQLITE_DENY if (arg2 or "").lower() in _DENIED_FUNCTIONS else sqlite3.SQLITE_OK
+    if action in (sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ):
+        return sqlite3.SQLITE_OK
+    if action == sqlite3.SQLITE_PRAGMA and (arg1 or "").lower() in _READ_PRAGMAS:
+        return sqlite3.SQLITE_OK
+    return sqlite3.SQLITE_DENY
+
+
 def read_only_url(path: str) -> str:
     return f"sqlite:///file:{quote(path)}?mode=ro&uri=true"
 
@@ -65,7 +90,6 @@ class SQLiteDatabases(DatabaseBackend):
     def __init__(self, config, source_db_url: str, root: str | None = None):
         super().__init__(config, source_db_url)
         self.root = root or config.sqlite_root_for("")
-        self._publish_engines = {}
 
     def space_dir(self, space_id: int) -> str:
         return os.path.join(self.root, f"space-{int(space_id)}")
@@ -187,24 +211,56 @@ class SQLiteDatabases(DatabaseBackend):
         return os.path.isdir(self.space_dir(space_id))
 
     def _purge(self, space_id: int) -> None:
-        engine = self._publish_engines.pop(space_id, None)
-        if engine is not None:
-            engine.dispose()
         top = self.space_dir(space_id)
         asset_dir = os.path.dirname(self.path(space_id, "asset"))
         if os.path.isdir(asset_dir):
             os.chmod(asset_dir, 0o755)
         shutil.rmtree(top, ignore_errors=False) if os.path.isdir(top) else None
 
-    def publish_source(self, space_id: int):
-        engine = self._publish_engines.get(space_id)
-        if engine is None:
-            engine = self._publish_engines[space_id] = _wal(
-                create_engine(f"sqlite:///{self.path(space_id, 'publish')}")
-            )
-        return engine, None
+    # -- publishing --------------------------------------------------------
 
-    def dispose(self) -> None:
-        for engine in self._publish_engines.values():
+    @contextmanager
+    def publish_reader(self, space_id: int, role: Role):
+        """The Publish file opened read-only (``mode=ro``, ``query_only``), with
+        ``trusted_schema`` off (what the file's own schema defines may call only
+        harmless functions) and an authorizer that lets the connection read and
+        nothing else: no ``ATTACH`` of another file, no write, no other pragma."""
+        path = self.path(space_id, "publish")
+        if not os.path.exists(path):
+            raise PublishError(
+                404,
+                f"space {space_id} has no Publish database yet: activate the space, write "
+                "the table there, then publish it",
+                {"table": "no Publish database"},
+            )
+
+        def connect():
+            raw = sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True, check_same_thread=False)
+            raw.execute("PRAGMA trusted_schema = OFF")
+            raw.execute("PRAGMA query_only = ON")
+            raw.set_authorizer(_read_only)
+            return raw
+
+        engine = create_engine("sqlite://", creator=connect, poolclass=NullPool)
+        try:
+            with engine.connect() as conn:
+                yield conn, None
+        finally:
             engine.dispose()
-        self._publish_engines.clear()
+
+    def publish_table_kind(self, conn, schema, table) -> str | None:
+        row = conn.execute(
+            text(
+                "SELECT type, sql FROM main.sqlite_master "
+                "WHERE name = :n COLLATE NOCASE AND type IN ('table', 'view')"
+            ),
+            {"n": table},
+        ).first()
+        if row is None:
+            return None
+        kind, sql = row
+        if kind != "table":
+            return kind
+        if (sql or "").lstrip().upper().startswith("CREATE VIRTUAL"):
+            return "virtual table"
+        return "table"

@@ -4,7 +4,7 @@ Plain data in, decisions out: this package imports no web framework, database or
 Kubernetes library (a test checks), so every rule can be tested table-driven.
 """
 
-from .access import Requirement, decide, requirements
+from .access import Requirement, decide, lineage_sources, requirements
 from .model import (
     TOOLS,
     AssetRef,
@@ -41,6 +41,7 @@ __all__ = [
     "allowed",
     "decide",
     "is_safe_slug",
+    "lineage_sources",
     "may_run",
     "one_active_conflict",
     "org_can_see",

@@ -5,6 +5,12 @@ an active ``full`` subscription, a *sandbox* when all are covered but at least o
 only at ``spaces`` level, and the space is *locked* for them when any is missing,
 expired, revoked or still requested. Derived assets add the subscriptions their
 lineage asks for (see :func:`requirements`).
+
+Data carries its origin: what was ever part of a space (its *taint*, see
+:class:`~.model.SpaceSpec`) counts as if it were still there, because its rows may
+remain in the space's Collaborative and Publish databases. Removing a product from
+a space therefore never loosens anyone's access, and a derived asset published from
+the space names the whole taint as its lineage (:func:`lineage_sources`).
 """
 
 from __future__ import annotations
@@ -33,15 +39,17 @@ class Requirement:
     target: Target
     any_of: tuple[Target, ...]
     via: Target | None = None
+    #: required by the space's taint only (no longer in its spec)
+    remains: bool = False
 
 
-def _asset_requirement(asset: AssetRef, via: Target | None = None) -> Requirement:
+def _asset_requirement(asset: AssetRef, via: Target | None = None, remains: bool = False) -> Requirement:
     target = Target("asset", asset.id, asset.name)
     covers = [target]
     if asset.product_id is not None:
         # a subscription to the whole product covers each of its assets
         covers.append(Target("product", asset.product_id, asset.product_name))
-    return Requirement(target, tuple(covers), via)
+    return Requirement(target, tuple(covers), via, remains)
 
 
 def requirements(space: SpaceSpec, lineage_enforced: bool = True) -> list[Requirement]:
@@ -51,25 +59,44 @@ def requirements(space: SpaceSpec, lineage_enforced: bool = True) -> list[Requir
     With lineage enforced it needs every contributing product and primary asset;
     without, only the products that went into it whole (assets derived from assets
     alone need nothing more).
+
+    The space's taint counts like its spec: what is only in the taint comes after, with
+    ``remains`` set, so a message can say its data remains in the space.
     """
     found: dict[tuple, Requirement] = {}
 
     def add(req: Requirement) -> None:
         found.setdefault(req.target.key, req)
 
-    for product in space.products:
-        add(Requirement(product, (product,)))
-    for asset in space.assets:
-        if not asset.derived:
-            add(_asset_requirement(asset))
-            continue
-        via = Target("asset", asset.id, asset.name)
-        for product in asset.upstream_products:
-            add(Requirement(product, (product,), via))
-        if lineage_enforced:
-            for source in asset.upstream_assets:
-                add(_asset_requirement(source, via))
+    for products, assets, remains in (
+        (space.products, space.assets, False),
+        (space.taint_products, space.taint_assets, True),
+    ):
+        for product in products:
+            add(Requirement(product, (product,), None, remains))
+        for asset in assets:
+            if not asset.derived:
+                add(_asset_requirement(asset, None, remains))
+                continue
+            via = Target("asset", asset.id, asset.name)
+            for product in asset.upstream_products:
+                add(Requirement(product, (product,), via, remains))
+            if lineage_enforced:
+                for source in asset.upstream_assets:
+                    add(_asset_requirement(source, via, remains))
     return list(found.values())
+
+
+def lineage_sources(space: SpaceSpec) -> tuple[tuple[Target, ...], tuple[Target, ...]]:
+    """The products and assets a table published from ``space`` was made from: its
+    spec and its taint, each once (a derived asset by itself, not its own sources:
+    the lineage walk follows it).
+    """
+    products = {t.key: t for t in (*space.products, *space.taint_products)}
+    assets = {
+        a.id: Target("asset", a.id, a.name) for a in (*space.assets, *space.taint_assets)
+    }
+    return tuple(products.values()), tuple(assets.values())
 
 
 def _missing_reason(subs: list[Subscription], now: datetime) -> str:
@@ -104,16 +131,23 @@ def decide(
 
     missing: list[Missing] = []
     sandboxed_by: list[Target] = []
+    remains: list[Target] = []
     for req in requirements(space, lineage_enforced):
         candidates = [s for t in req.any_of for s in by_target.get(t.key, [])]
         active = [s for s in candidates if s.is_active(now)]
         if not active:
-            missing.append(Missing(req.target, _missing_reason(candidates, now), req.via))
+            missing.append(
+                Missing(req.target, _missing_reason(candidates, now), req.via, req.remains)
+            )
         elif not any(s.level == Level.full for s in active):
             sandboxed_by.append(req.target)
+            if req.remains:
+                remains.append(req.target)
 
     if missing:
         return Decision(user, space.id, Mode.locked, role, tuple(missing))
     if sandboxed_by:
-        return Decision(user, space.id, Mode.sandbox, role, (), tuple(sandboxed_by))
+        return Decision(
+            user, space.id, Mode.sandbox, role, (), tuple(sandboxed_by), tuple(remains)
+        )
     return Decision(user, space.id, Mode.workbench, role)

@@ -93,13 +93,22 @@ class Subscription:
 
 @dataclass(frozen=True)
 class SpaceSpec:
-    """What the rules need to know of a space."""
+    """What the rules need to know of a space.
+
+    ``taint_products`` and ``taint_assets`` are the space's *taint*: every product and
+    asset that was ever part of it since its Collaborative and Publish data were last
+    purged (current ones included or not: the rules take the union with the spec).
+    Rows of any of them may remain in those databases, so every decision and every
+    publish counts them as if they were still in the spec.
+    """
 
     id: int
     owner: str
     products: tuple[Target, ...] = ()
     assets: tuple[AssetRef, ...] = ()
     collaborators: tuple[tuple[str, Role], ...] = ()
+    taint_products: tuple[Target, ...] = ()
+    taint_assets: tuple[AssetRef, ...] = ()
 
     def role_of(self, user: str) -> Role | None:
         if user == self.owner:
@@ -124,17 +133,36 @@ class Missing:
     reason: str  # "missing", "expired", "revoked" or "requested"
     #: for an upstream requirement of a derived asset: the asset that needs it
     via: Target | None = None
+    #: the requirement comes from the space's taint only: no longer in the spec, but
+    #: its data may remain in the space's databases
+    remains: bool = False
 
     @property
     def message(self) -> str:
-        what = f"{self.target.kind} '{self.target.name or self.target.id}'"
-        via = f" (a source of derived asset '{self.via.name}')" if self.via else ""
-        return {
-            "missing": f"no subscription to {what}{via}: request one in the catalog",
-            "expired": f"the subscription to {what}{via} has expired: ask an admin to renew it",
-            "revoked": f"the subscription to {what}{via} was revoked: request it again",
-            "requested": f"the subscription to {what}{via} is requested and waits for an admin",
+        what = label(self.target)
+        notes = [f"a source of derived asset '{self.via.name}'"] if self.via else []
+        if self.remains:
+            notes.append(remains_note(self.via or self.target))
+        note = f" ({'; '.join(notes)})" if notes else ""
+        text = {
+            "missing": f"no subscription to {what}{note}: request one in the catalog",
+            "expired": f"the subscription to {what}{note} has expired: ask an admin to renew it",
+            "revoked": f"the subscription to {what}{note} was revoked: request it again",
+            "requested": f"the subscription to {what}{note} is requested and waits for an admin",
         }[self.reason]
+        if self.remains:
+            text += ", or ask an administrator to purge the space's Collaborative and Publish data"
+        return text
+
+
+def label(target: Target) -> str:
+    """How a message names a product or an asset."""
+    return f"{target.kind} '{target.name or target.id}'"
+
+
+def remains_note(target: Target) -> str:
+    """Why a product or asset no longer in the spec still counts."""
+    return f"data from {label(target)} remains in this space's databases"
 
 
 @dataclass(frozen=True)
@@ -148,6 +176,8 @@ class Decision:
     missing: tuple[Missing, ...] = ()
     #: the targets whose `spaces`-level subscription makes this a Sandbox
     sandboxed_by: tuple[Target, ...] = field(default=())
+    #: those of ``sandboxed_by`` required by the space's taint only
+    remains: tuple[Target, ...] = field(default=())
 
     @property
     def can_activate(self) -> bool:
@@ -160,6 +190,9 @@ class Decision:
         if self.mode == Mode.locked:
             return "locked: " + "; ".join(m.message for m in self.missing)
         if self.mode == Mode.sandbox:
-            names = ", ".join(f"{t.kind} '{t.name or t.id}'" for t in self.sandboxed_by)
+            names = ", ".join(
+                label(t) + (f" ({remains_note(t)})" if t in self.remains else "")
+                for t in self.sandboxed_by
+            )
             return f"sandbox: spaces-only subscription to {names}; data cannot leave the session"
         return "workbench: full subscriptions to every product and asset"

@@ -61,6 +61,9 @@ class SpacesService(Application):
         "debug": ({"Application": {"log_level": 10}}, "log debug messages"),
     }
 
+    # a broken config file stops the service (traitlets only logs it by default)
+    raise_config_file_errors = Bool(True, help="Stop when a config file fails to load.")
+
     config_file = Unicode(
         "spaces_config.py",
         help="The config file to load (the same file the hub reads for c.SpacesSettings).",
@@ -140,7 +143,16 @@ class SpacesService(Application):
         if self.generate_config:
             return
         if self.config_file and os.path.exists(self.config_file):
-            self.load_config_file(self.config_file)
+            try:
+                self.load_config_file(self.config_file)
+            except Exception:
+                # never serve on defaults (a SQLite catalog of its own) when the
+                # site's settings could not be read
+                self.log.critical(
+                    "could not load the config file %s: the service does not start "
+                    "without its settings", self.config_file, exc_info=True,
+                )
+                self.exit(1)
             # the command line wins over the file
             self.update_config(self.cli_config)
         elif self.config_file and "config_file" in self.cli_config.get("SpacesService", {}):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from sqlalchemy import func, literal, null, or_, select, union_all
+from sqlalchemy import bindparam, func, literal, null, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from .. import orm
@@ -44,9 +44,47 @@ def member_spaces_page(
     return total, [r[0] for r in rows], {r[0]: r[1] for r in rows}
 
 
+def _space_data_statement():
+    """Products, assets and taint of the spaces ``space_ids`` in one round trip, as rows
+    of (space, which, position, id, name, kind, product id, derived, product name):
+    ``which`` is 0 for a product, 1 for an asset, 2 for a product of the taint and 3
+    for an asset of the taint (in the order of their taint rows)."""
+    ids = bindparam("space_ids", expanding=True)
+    sp, p = orm.SpaceProduct.__table__, orm.Product.__table__
+    sa, a = orm.SpaceAsset.__table__, orm.Asset.__table__
+    t = orm.SpaceTaint.__table__
+    ap = p.alias("asset_product")
+    products = select(
+        sp.c.space_id, literal(0).label("which"), sp.c.position, p.c.id, p.c.name,
+        null().label("kind"), null().label("product_id"), null().label("derived"), null().label("product_name"),
+    ).join(p, p.c.id == sp.c.product_id).where(sp.c.space_id.in_(ids))
+    assets = select(
+        sa.c.space_id, literal(1), sa.c.position, a.c.id, a.c.name, a.c.kind, a.c.product_id, a.c.derived,
+        ap.c.name,
+    ).join(a, a.c.id == sa.c.asset_id).outerjoin(ap, ap.c.id == a.c.product_id).where(
+        sa.c.space_id.in_(ids)
+    )
+    tp, ta, tap = p.alias("taint_product"), a.alias("taint_asset"), p.alias("taint_asset_product")
+    taint_products = select(
+        t.c.space_id, literal(2), t.c.id, tp.c.id, tp.c.name, null(), null(), null(), null(),
+    ).join(tp, tp.c.id == t.c.product_id).where(t.c.space_id.in_(ids))
+    taint_assets = select(
+        t.c.space_id, literal(3), t.c.id, ta.c.id, ta.c.name, ta.c.kind, ta.c.product_id, ta.c.derived,
+        tap.c.name,
+    ).join(ta, ta.c.id == t.c.asset_id).outerjoin(tap, tap.c.id == ta.c.product_id).where(
+        t.c.space_id.in_(ids)
+    )
+    data = union_all(products, assets, taint_products, taint_assets).subquery()
+    return select(data).order_by(data.c.space_id, data.c.which, data.c.position)
+
+
+#: built once: building and keying a statement this size costs more than running it
+_SPACE_DATA = _space_data_statement()
+
+
 def space_views(db: Session, space_ids: list[int]) -> dict[int, SimpleNamespace]:
     """The spaces with these ids as views (owner, products, assets with their
-    product, members with their user), by id, in three queries."""
+    product, taint, members with their user), by id, in three queries."""
     if not space_ids:
         return {}
     s, u = orm.Space.__table__, orm.User.__table__
@@ -61,33 +99,25 @@ def space_views(db: Session, space_ids: list[int]) -> dict[int, SimpleNamespace]
             owner_id=r["owner_id"], owner=_ns(id=r["owner_id"], name=r["owner_name"], display_name=r["owner_display"]),
             tools=r["tools"], profile=r["profile"], workers=r["workers"],
             created_at=r["created_at"], updated_at=r["updated_at"],
-            products=[], assets=[], collaborators=[],
+            products=[], assets=[], collaborators=[], taint=[],
         )
 
-    # products and assets in one round trip: (space, 0 = product | 1 = asset, position, ...)
-    sp, p = orm.SpaceProduct.__table__, orm.Product.__table__
-    sa, a = orm.SpaceAsset.__table__, orm.Asset.__table__
-    ap = p.alias("asset_product")
-    products = select(
-        sp.c.space_id, literal(0).label("which"), sp.c.position, p.c.id, p.c.name,
-        null().label("kind"), null().label("product_id"), null().label("derived"), null().label("product_name"),
-    ).join(p, p.c.id == sp.c.product_id).where(sp.c.space_id.in_(space_ids))
-    assets = select(
-        sa.c.space_id, literal(1), sa.c.position, a.c.id, a.c.name, a.c.kind, a.c.product_id, a.c.derived,
-        ap.c.name,
-    ).join(a, a.c.id == sa.c.asset_id).outerjoin(ap, ap.c.id == a.c.product_id).where(
-        sa.c.space_id.in_(space_ids)
-    )
-    data = union_all(products, assets).subquery()
     for space_id, which, _pos, xid, name, kind, product_id, derived, product_name in db.execute(
-        select(data).order_by(data.c.space_id, data.c.which, data.c.position)
+        _SPACE_DATA, {"space_ids": list(space_ids)}
     ):
-        if which == 0:
-            views[space_id].products.append(_ns(product_id=xid, product=_ns(id=xid, name=name)))
+        if which in (0, 2):
+            product = _ns(id=xid, name=name)
+            if which == 0:
+                views[space_id].products.append(_ns(product_id=xid, product=product))
+            else:
+                views[space_id].taint.append(_ns(product_id=xid, product=product, asset_id=None, asset=None))
             continue
         product = _ns(id=product_id, name=product_name) if product_id is not None else None
         asset = _ns(id=xid, name=name, kind=kind, product_id=product_id, product=product, derived=bool(derived))
-        views[space_id].assets.append(_ns(asset_id=xid, asset=asset))
+        if which == 1:
+            views[space_id].assets.append(_ns(asset_id=xid, asset=asset))
+        else:
+            views[space_id].taint.append(_ns(product_id=None, product=None, asset_id=xid, asset=asset))
 
     c = orm.Collaborator.__table__
     for space_id, user_id, role, added_at, name, display in db.execute(

@@ -1,6 +1,9 @@
 """Property: for random catalogs, the access decision the service returns through the
 real hub equals the pure policy's decision computed from the same drawn data.
 
+The space may also have held products and assets that were removed from it since
+(drawn too): they stay in its taint, and the expected decision counts them.
+
 The expected decision is built straight from what hypothesis drew (not read back from
 the database), so the store's queries, the lineage walk, the handler and the JSON
 shape are all under test, against SQLite and PostgreSQL.
@@ -14,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from spaces_hub import API, api_json, clear_catalog
+from sqlalchemy import delete
 
 from jupyterhub_spaces import orm, policy
 from jupyterhub_spaces.utils import utcnow
@@ -45,6 +49,11 @@ def catalogs(draw):
     space_products = draw(st.lists(st.sampled_from(products), unique=True, max_size=n_products))
     data_assets = assets + (["derived"] if derived else [])
     space_assets = draw(st.lists(st.sampled_from(data_assets), unique=True, max_size=3))
+    # held once, removed since: rows of them may remain in the space's databases
+    removed_products = draw(st.lists(
+        st.sampled_from(products).filter(lambda p: p not in space_products), unique=True, max_size=2))
+    removed_assets = draw(st.lists(
+        st.sampled_from(data_assets).filter(lambda a: a not in space_assets), unique=True, max_size=2))
     targets = [("product", p) for p in products] + [("asset", a) for a in assets]
     subscription = st.tuples(
         st.sampled_from(["full", "spaces"]),
@@ -63,6 +72,8 @@ def catalogs(draw):
         "collaborators": collaborators,
         "space_products": space_products,
         "space_assets": space_assets,
+        "removed_products": removed_products,
+        "removed_assets": removed_assets,
         "subs": subs,
     }
 
@@ -104,15 +115,23 @@ def load(store, c, now):
                 db.add(orm.Subscription(user_id=users[user].id, level=level, status=status, expires_at=expires, **key))
         space = orm.Space(slug="prop", display_name="prop", owner_id=users[c["owner"]].id,
                           tools=["jupyterlab"], profile="small")
-        space.products = [orm.SpaceProduct(product_id=ids[("product", p)], position=i)
-                          for i, p in enumerate(c["space_products"])]
-        space.assets = [orm.SpaceAsset(asset_id=ids[("asset", a)], position=i)
-                        for i, a in enumerate(c["space_assets"])]
         members = [(c["owner"], "owner"), *c["collaborators"].items()]
         space.collaborators = [orm.Collaborator(user_id=users[u].id, role=r) for u, r in members]
         db.add(space)
         db.flush()
         ids["space"] = space.id
+        # the space first held the removed data too (products, then assets, in order)
+        for i, p in enumerate(c["space_products"] + c["removed_products"]):
+            db.add(orm.SpaceProduct(space_id=space.id, product_id=ids[("product", p)], position=i))
+            db.flush()
+        for i, a in enumerate(c["space_assets"] + c["removed_assets"]):
+            db.add(orm.SpaceAsset(space_id=space.id, asset_id=ids[("asset", a)], position=i))
+            db.flush()
+    with store.transaction() as db:
+        db.execute(delete(orm.SpaceProduct).where(orm.SpaceProduct.product_id.in_(
+            [ids[("product", p)] for p in c["removed_products"]])))
+        db.execute(delete(orm.SpaceAsset).where(orm.SpaceAsset.asset_id.in_(
+            [ids[("asset", a)] for a in c["removed_assets"]])))
     return ids
 
 
@@ -126,24 +145,25 @@ def expected(c, ids, now):
         product, name = asset
         return policy.AssetRef(ids[("asset", asset)], name, ids[("product", product)], product)
 
-    refs = []
-    for a in c["space_assets"]:
-        if a == "derived":
-            refs.append(policy.AssetRef(
-                ids[("asset", "derived")], "derived",
-                upstream_products=tuple(sorted((target("product", p) for p in c["derived"]["products"]),
-                                               key=lambda t: t.id)),
-                upstream_assets=tuple(sorted((primary(x) for x in c["derived"]["assets"]), key=lambda r: r.id)),
-            ))
-        else:
-            refs.append(primary(a))
+    def ref(a):
+        if a != "derived":
+            return primary(a)
+        return policy.AssetRef(
+            ids[("asset", "derived")], "derived",
+            upstream_products=tuple(sorted((target("product", p) for p in c["derived"]["products"]),
+                                           key=lambda t: t.id)),
+            upstream_assets=tuple(sorted((primary(x) for x in c["derived"]["assets"]), key=lambda r: r.id)),
+        )
+
     spec = policy.SpaceSpec(
         id=ids["space"],
         owner=c["owner"],
         products=tuple(target("product", p) for p in c["space_products"]),
-        assets=tuple(refs),
+        assets=tuple(ref(a) for a in c["space_assets"]),
         collaborators=((c["owner"], policy.Role.owner),
                        *((u, policy.Role(r)) for u, r in c["collaborators"].items())),
+        taint_products=tuple(target("product", p) for p in c["space_products"] + c["removed_products"]),
+        taint_assets=tuple(ref(a) for a in c["space_assets"] + c["removed_assets"]),
     )
     subs = []
     for user, drawn in c["subs"].items():

@@ -222,8 +222,10 @@ class ControlPlane:
 
 
 def start_kubelet(kubeconfig: Path, workdir: Path, node: str = "spaces-test-node",
-                  stand_ins: dict[str, str] | None = None) -> subprocess.Popen:
-    """Run the test kubelet (``kubelet.py``) as a separate process."""
+                  stand_ins: dict[str, str] | None = None,
+                  schedulers: tuple[str, ...] = ()) -> subprocess.Popen:
+    """Run the test kubelet (``kubelet.py``) as a separate process; it binds pods of
+    the default scheduler and of ``schedulers``."""
     cmd = [
         sys.executable,
         str(Path(__file__).with_name("kubelet.py")),
@@ -233,6 +235,8 @@ def start_kubelet(kubeconfig: Path, workdir: Path, node: str = "spaces-test-node
     ]
     for image, command in (stand_ins or {}).items():
         cmd.append(f"--stand-in={image}={command}")
+    for name in schedulers:
+        cmd.append(f"--scheduler={name}")
     workdir.mkdir(parents=True, exist_ok=True)
     log = open(workdir / "kubelet.log", "ab")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,

@@ -6,7 +6,9 @@
   (``CI=true``) a missing binary fails instead, since the setup script must build it.
 - ``kubeconfig`` (session): path of that kubeconfig file.
 - ``kubelet`` (session): the test kubelet (``kubelet.py``) as a process, its node Ready;
-  containers of the ``guacamole/guacd`` image run an idle stand-in.
+  containers of the ``guacamole/guacd`` image run an idle stand-in. It also binds
+  pods for Zero to JupyterHub's ``user-scheduler`` (that chart's own scheduler, which
+  the test cluster does not run).
 - ``kube_api`` (session): a ``kubernetes_asyncio`` ApiClient for the control plane.
 - ``namespace`` (function): a fresh namespace, deleted after the test.
 - ``kubelet_log`` (session): path of the kubelet's log, for failure messages.
@@ -73,7 +75,8 @@ async def kubelet(kubeconfig, kubelet_root, kube_api):
     # guacd is not installed here: its sidecar container runs an idle stand-in, so
     # sandbox pods get to Running (the desktop's own processes run for real)
     idle = f"{sys.executable} -c 'import signal; signal.pause()'"
-    proc = start_kubelet(kubeconfig, kubelet_root, stand_ins={"guacamole/guacd": idle})
+    proc = start_kubelet(kubeconfig, kubelet_root, stand_ins={"guacamole/guacd": idle},
+                         schedulers=("user-scheduler",))
     core = client.CoreV1Api(kube_api)
     for _ in range(300):
         if proc.poll() is not None:

@@ -131,8 +131,10 @@ class Kubelet:
     """Watches pods on the API server and runs the ones bound to its node."""
 
     def __init__(self, api: client.ApiClient, node: str, root: Path,
-                 stand_ins: dict[str, list[str]], labels: dict[str, str]):
+                 stand_ins: dict[str, list[str]], labels: dict[str, str],
+                 schedulers: tuple[str, ...] = ("default-scheduler",)):
         self.api = api
+        self.schedulers = set(schedulers)
         self.core = client.CoreV1Api(api)
         self.node = node
         self.root = root
@@ -242,7 +244,7 @@ class Kubelet:
             return
         node = spec.get("nodeName")
         if not node:
-            if spec.get("schedulerName", "default-scheduler") != "default-scheduler":
+            if spec.get("schedulerName", "default-scheduler") not in self.schedulers:
                 return
             if selector_matches(pod, self.labels):
                 await self.bind(meta)
@@ -509,6 +511,9 @@ async def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--label", action="append", default=[], help="node label KEY=VALUE")
     parser.add_argument("--stand-in", action="append", default=[],
                         help="IMAGE=COMMAND run for containers of IMAGE")
+    parser.add_argument("--scheduler", action="append", default=["default-scheduler"],
+                        help="also bind pods that name this schedulerName (a scheduler "
+                        "the test cluster does not run)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     stand_ins = {}
@@ -518,7 +523,8 @@ async def main(argv: list[str] | None = None) -> None:
     labels = dict(item.split("=", 1) for item in args.label)
     await config.load_kube_config(config_file=args.kubeconfig)
     async with client.ApiClient() as api:
-        kubelet = Kubelet(api, args.node, Path(args.root).resolve(), stand_ins, labels)
+        kubelet = Kubelet(api, args.node, Path(args.root).resolve(), stand_ins, labels,
+                          tuple(args.scheduler))
         await kubelet.register_node()
         loop = asyncio.get_running_loop()
         runner = asyncio.ensure_future(kubelet.run())

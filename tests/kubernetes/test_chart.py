@@ -10,6 +10,7 @@ against the objects it renders (see docs/deploy-kubernetes.md, "Limitations").
 from __future__ import annotations
 
 import copy
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -23,8 +24,18 @@ kubernetes_validate = pytest.importorskip("kubernetes_validate")
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "jupyterhub-spaces"
 CONFIG = ROOT / "hub_config" / "jupyterhub_config_k8s.py"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from z2jh_pod import HubPod  # noqa: E402
 OLDEST_SCHEMA = min(kubernetes_validate.utils.all_versions(), key=lambda v: tuple(
     int(x) for x in v.split(".")))
+
+# the least a install needs: the PostgreSQL server
+MINIMAL = {
+    "database": {
+        "catalogUrl": "postgresql+psycopg://spaces:pw@db.example.org:5432/spaces",
+        "adminUrl": "postgresql+psycopg://admin:pw@db.example.org:5432/spacedbs",
+    },
+}
 
 FULL_VALUES = {
     "database": {
@@ -52,9 +63,10 @@ FULL_VALUES = {
 
 
 def render(values: dict | None = None) -> list[dict]:
-    """Every object the chart renders with ``values``."""
+    """Every object the chart renders with ``values`` (default: :data:`MINIMAL`)."""
     with helm_python.Chart.load(CHART) as chart:
-        manifests = chart.render(values or {}, name="hub", namespace="spaces")
+        manifests = chart.render(MINIMAL if values is None else values, name="hub",
+                                 namespace="spaces")
     objects = []
     for path, text in sorted(manifests.items()):
         if path.endswith("NOTES.txt"):
@@ -72,7 +84,7 @@ def chart_values(overrides: dict | None = None) -> dict:
         return chart.merge_values(overrides or {})
 
 
-@pytest.mark.parametrize("values", [{}, FULL_VALUES], ids=["defaults", "production"])
+@pytest.mark.parametrize("values", [MINIMAL, FULL_VALUES], ids=["defaults", "production"])
 @pytest.mark.parametrize("version", [OLDEST_SCHEMA, kubernetes_validate.utils.latest_version()])
 def test_every_rendered_object_is_valid_kubernetes(values, version):
     objects = render(values)
@@ -101,8 +113,47 @@ def test_defaults_render_the_objects_a_first_install_needs():
         "helm.sh/resource-policy": "keep"
     }
     db = secrets["jupyterhub-spaces-database"]["stringData"]
-    assert db["catalog-url"].startswith("sqlite:////srv/jupyterhub/")
-    assert db["admin-url"] == ""
+    assert db["catalog-url"] == MINIMAL["database"]["catalogUrl"]
+    assert db["admin-url"] == MINIMAL["database"]["adminUrl"]
+    # the source tables default to the space databases' own database (views work)
+    assert db["source-url"] == MINIMAL["database"]["adminUrl"]
+
+
+@pytest.mark.parametrize(
+    "database, named",
+    [
+        ({}, "database.catalogUrl is required"),
+        ({"catalogUrl": MINIMAL["database"]["catalogUrl"]}, "database.adminUrl is required"),
+        ({**MINIMAL["database"], "catalogUrl": "sqlite:////srv/jupyterhub/spaces.sqlite"},
+         "database.catalogUrl is not a PostgreSQL URL"),
+        ({**MINIMAL["database"], "adminUrl": "sqlite:///x"}, "database.adminUrl is not a PostgreSQL URL"),
+        ({**MINIMAL["database"], "sourceUrl": "sqlite:///x"}, "database.sourceUrl is not a PostgreSQL URL"),
+    ],
+)
+def test_chart_refuses_to_render_without_postgresql(database, named):
+    """On Kubernetes the catalog and the space databases are PostgreSQL: sessions are
+    pods and could never reach SQLite files inside the hub pod."""
+    with pytest.raises(helm_python.HelmError, match=named) as err:
+        render({"database": database})
+    assert "createSecret" in str(err.value)  # and what else to do
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in text.split("-")[0].split("."))
+
+
+def test_chart_claims_the_kubernetes_versions_zero_to_jupyterhub_needs():
+    """Zero to JupyterHub 4.2.0 needs Kubernetes 1.28 (policy/v1 PodDisruptionBudgets
+    and the API versions of its other objects)."""
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    [z2jh] = [d for d in chart["dependencies"] if d["name"] == "jupyterhub"]
+    needs = {"4.2.0": (1, 28, 0)}[z2jh["version"]]
+    constraint = chart["kubeVersion"]
+    assert constraint.startswith(">="), constraint
+    assert _version(constraint[2:]) == needs
+    guide = (ROOT / "docs" / "deploy-kubernetes.md").read_text()
+    [claimed] = re.findall(r"A Kubernetes cluster, version (\d+\.\d+) or newer", guide)
+    assert _version(claimed) == needs[:2]
 
 
 def test_production_values_use_the_given_claims_and_secrets():
@@ -116,7 +167,8 @@ def test_production_values_use_the_given_claims_and_secrets():
     mounted = yaml.safe_load(secrets["jupyterhub-spaces-values"]["stringData"]["values.yaml"])
     assert mounted["assetClaim"] == "product-files"
     assert mounted["sharedClaim"] == "space-shared"
-    assert mounted["databaseBackend"] == "postgresql"
+    assert mounted["database"] == {"sessionHost": "db.example.org", "sessionPort": 5432,
+                                   "rolePrefix": "spaces_"}
     # the client secret lives in its own Secret, never in the values file
     assert "s3cret" not in secrets["jupyterhub-spaces-values"]["stringData"]["values.yaml"]
 
@@ -124,12 +176,13 @@ def test_production_values_use_the_given_claims_and_secrets():
 def test_secrets_can_be_left_to_the_admin():
     objects = render({"database": {"createSecret": False},
                       "oauth": {"enabled": True, "createSecret": False}})
+    # the admin's own Secret is then read as is (the config refuses to start without it)
     assert set(by_kind(objects, "Secret")) == {"jupyterhub-spaces-values"}
 
 
 def test_oauth_without_client_is_refused_at_render():
     with pytest.raises(helm_python.HelmError, match="oauth.clientId is required"):
-        render({"oauth": {"enabled": True}})
+        render({**MINIMAL, "oauth": {"enabled": True}})
 
 
 @pytest.mark.parametrize(
@@ -146,7 +199,7 @@ def test_oauth_without_client_is_refused_at_render():
 )
 def test_schema_refuses_bad_values(values, where):
     with pytest.raises(helm_python.HelmError) as err:
-        render(values)
+        render({**MINIMAL, **values})
     assert where in str(err.value)
 
 
@@ -226,7 +279,7 @@ def test_chart_lints_clean_apart_from_the_unfetched_dependency():
 # ---- the values handed to Zero to JupyterHub fit the rendered objects ------------
 
 def test_hub_mounts_exactly_the_secrets_the_chart_renders():
-    values = chart_values()
+    values = chart_values(MINIMAL)
     hub = values["jupyterhub"]["hub"]
     volumes = {v["name"]: v for v in hub["extraVolumes"]}
     mounts = {m["name"]: m for m in hub["extraVolumeMounts"]}
@@ -242,7 +295,7 @@ def test_hub_mounts_exactly_the_secrets_the_chart_renders():
 
 
 def test_spaces_service_port_is_exposed_and_open_to_the_proxy_only():
-    values = chart_values()
+    values = chart_values(MINIMAL)
     port = values["spaces"]["service"]["port"]
     hub = values["jupyterhub"]["hub"]
     assert [p["port"] for p in hub["service"]["extraPorts"]] == [port]
@@ -271,7 +324,7 @@ def _selects(policy: dict, labels: dict) -> bool:
 SESSION = {"component": "singleuser-server", "release": "hub", "app": "jupyterhub"}
 
 
-@pytest.mark.parametrize("values", [{}, FULL_VALUES], ids=["defaults", "production"])
+@pytest.mark.parametrize("values", [MINIMAL, FULL_VALUES], ids=["defaults", "production"])
 def test_sandbox_pods_reach_dns_hub_and_databases_only(values):
     policies = by_kind(render(values), "NetworkPolicy")
     sandbox_pod = {**SESSION, "spaces.jupyter.org/mode": "sandbox"}
@@ -311,28 +364,26 @@ def test_workbench_pods_get_the_other_policy_with_internet_egress():
 
 
 def test_network_policies_can_be_turned_off():
-    assert by_kind(render({"networkPolicy": {"enabled": False}}), "NetworkPolicy") == {}
+    assert by_kind(render({**MINIMAL, "networkPolicy": {"enabled": False}}),
+                   "NetworkPolicy") == {}
 
 
 # ---- values reach the traits through the one config file ---------------------------
 
-def load_config(objects: list[dict], tmp_path: Path, monkeypatch):
-    """Lay the rendered Secrets out as the hub pod mounts them and load the config."""
+def load_config(values: dict, tmp_path: Path, monkeypatch):
+    """Lay the hub pod's files out as a `helm install` would (``z2jh_pod.py``) and
+    load the chart's config file as a plain ``jupyterhub -f`` file."""
     from traitlets.config.loader import PyFileConfigLoader
 
-    layout = {"jupyterhub-spaces-values": "values", "jupyterhub-spaces-database": "database",
-              "jupyterhub-spaces-oauth": "oauth"}
-    for name, secret in by_kind(objects, "Secret").items():
-        folder = tmp_path / layout[name]
-        folder.mkdir()
-        for key, value in secret["stringData"].items():
-            (folder / key).write_text(value)
-    monkeypatch.setenv("SPACES_CONFIG_DIR", str(tmp_path))
-    return PyFileConfigLoader(CONFIG.name, path=str(CONFIG.parent)).load_config()
+    pod = HubPod(tmp_path, values, release="hub", namespace="spaces").lay_out()
+    for key, value in pod.env().items():
+        monkeypatch.setenv(key, value)
+    config_d = pod.etc / "jupyterhub_config.d"
+    return PyFileConfigLoader("spaces.py", path=str(config_d)).load_config(), pod
 
 
 def test_values_map_onto_traits(tmp_path, monkeypatch):
-    config = load_config(render(FULL_VALUES), tmp_path, monkeypatch)
+    config, pod = load_config(FULL_VALUES, tmp_path, monkeypatch)
     values = chart_values(FULL_VALUES)
     assert config.SpacesSettings.db_url == FULL_VALUES["database"]["catalogUrl"]
     assert config.SpacesSettings.source_db_url == FULL_VALUES["database"]["sourceUrl"]
@@ -359,13 +410,17 @@ def test_values_map_onto_traits(tmp_path, monkeypatch):
     # appended, so that services set in the Zero to JupyterHub values stay
     [service] = config.JupyterHub.services.get_value([])
     assert service["url"] == "http://hub:10101"
-    assert f"--config={CONFIG}" in service["command"]
+    # the service reads the settings file of the image, never the hub's config
+    assert f"--config={pod.spaces_etc / 'spaces_config.py'}" in service["command"]
+    assert config.KubeSpaceSpawner.image == "jupyterhub-spaces/workbench:0.1.0"
+    assert config.KubeSpaceSpawner.sandbox_image == "jupyterhub-spaces/sandbox:0.1.0"
+    assert config.SpaceDatabases.role_prefix == "spaces_"
 
 
 def test_mapped_settings_pass_the_traits_own_validation(tmp_path, monkeypatch):
     from jupyterhub_spaces.settings import SpacesSettings
 
-    config = load_config(render(FULL_VALUES), tmp_path, monkeypatch)
+    config, _pod = load_config(FULL_VALUES, tmp_path, monkeypatch)
     settings = SpacesSettings(config=config)
     assert settings.default_profile == "small"
     assert set(settings.machine_profiles) == {"small", "medium"}
@@ -386,7 +441,7 @@ def test_every_mapped_trait_exists(tmp_path, monkeypatch):
 
     classes = {cls.__name__: cls for cls in (JupyterHub, SpacesOAuthenticator, SpaceDatabases,
                                             SandboxSettings, SpacesSettings, KubeSpaceSpawner)}
-    config = load_config(render(FULL_VALUES), tmp_path, monkeypatch)
+    config, _pod = load_config(FULL_VALUES, tmp_path, monkeypatch)
     unknown = [f"{section}.{name}" for section, traits in config.items()
                for name in traits if name not in classes[section].class_trait_names(config=True)]
     assert unknown == []
@@ -398,5 +453,5 @@ def test_hub_image_is_built_on_the_chart_dependency_release():
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
     [dependency] = [d for d in chart["dependencies"] if d["name"] == "jupyterhub"]
     dockerfile = (ROOT / "images" / "hub" / "Dockerfile").read_text()
-    assert f"ARG HUB_BASE=jupyterhub/k8s-hub:{dependency['version']}\n" in dockerfile
+    assert f"ARG HUB_BASE=quay.io/jupyterhub/k8s-hub:{dependency['version']}\n" in dockerfile
     assert dependency["condition"] == "jupyterhub.enabled"

@@ -20,8 +20,10 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration" / "databases"))
 
-from spaces_hub import API, SpacesHub, api_json  # noqa: E402
+from db_roles import drop_roles  # noqa: E402
+from spaces_hub import API, SpacesHub, api_json, postgres_available, postgres_database  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -32,6 +34,7 @@ if not hasattr(spawner_module.KubeSpaceSpawner, "network_policy"):
 ASSETS_CLAIM = "spaces-assets"
 SHARED_CLAIM = "spaces-shared"
 GUACD_IMAGE = "guacamole/guacd:1.5.5"
+SANDBOX_IMAGE = "jupyterhub-spaces/sandbox:0.1.0"
 
 KUBE_CONFIG = """
 c.JupyterHub.spawner_class = "kube-space"
@@ -53,6 +56,7 @@ c.KubeSpaceSpawner.volumes = [
 ]
 c.KubeSpaceSpawner.volume_mounts = [{{"name": "shared", "mountPath": "/home/jovyan/shared"}}]
 c.KubeSpaceSpawner.guacd_image = {guacd!r}
+c.KubeSpaceSpawner.sandbox_image = {sandbox!r}
 # the site does not offer SQL Lab: a space that selected it starts without it
 c.KubeSpaceSpawner.offered_tools = ["jupyterlab", "superset", "rstudio"]
 """
@@ -77,16 +81,32 @@ async def kube_namespace(kube_api):
 
 
 @pytest.fixture(scope="module")
-def kube_hub(kubelet, kubeconfig, kube_namespace, tmp_path_factory):
+def space_databases():
+    """The PostgreSQL database of the space databases (KubeSpaceSpawner refuses SQLite
+    ones: a pod cannot reach the hub's files), with a role prefix of this run's."""
+    if not postgres_available():
+        message = "no PostgreSQL server answers at $SPACES_TEST_POSTGRES_URL"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    prefix = f"k{secrets.token_hex(4)}_"
+    with postgres_database("spaces_kube_dbs") as url:
+        yield url, prefix
+    drop_roles(prefix)
+
+
+@pytest.fixture(scope="module")
+def kube_hub(kubelet, kubeconfig, kube_namespace, space_databases, tmp_path_factory):
     from jupyterhub_spaces import demo
     from jupyterhub_spaces.settings import SpacesSettings
     from jupyterhub_spaces.store import Store
 
     namespace = kube_namespace[0]
+    data_url, prefix = space_databases
     workdir = tmp_path_factory.mktemp("kube-hub")
     db_url = f"sqlite:///{workdir / 'spaces.sqlite'}"
     settings = SpacesSettings(db_url=db_url, data_root=str(workdir / "data"),
-                              source_db_url=f"sqlite:///{workdir / 'sources.sqlite'}")
+                              source_db_url=data_url)
     store = Store(db_url)
     demo.seed(store, settings)
     jupyter_config = workdir / "jupyter-config"
@@ -97,11 +117,14 @@ def kube_hub(kubelet, kubeconfig, kube_namespace, tmp_path_factory):
         workdir, db_url,
         extra_config=KUBE_CONFIG.format(namespace=namespace,
                                         assets=ASSETS_CLAIM, shared=SHARED_CLAIM,
-                                        guacd=GUACD_IMAGE,
+                                        guacd=GUACD_IMAGE, sandbox=SANDBOX_IMAGE,
                                         jupyter_config=str(jupyter_config)),
         # on Kubernetes an asset's location is its path on the assets volume
         spaces_config=(f"c.SpacesSettings.source_db_url = {settings.source_db_url!r}\n"
-                       "c.SpacesSettings.data_root = ''\n"),
+                       "c.SpacesSettings.data_root = ''\n"
+                       "c.SpaceDatabases.backend = 'postgresql'\n"
+                       f"c.SpaceDatabases.admin_url = {data_url!r}\n"
+                       f"c.SpaceDatabases.role_prefix = {prefix!r}\n"),
     )
     old = os.environ.get("KUBECONFIG")
     os.environ["KUBECONFIG"] = str(kubeconfig)
@@ -260,6 +283,7 @@ async def test_bob_sandbox_pod_has_guacd_sidecar_and_network_policy(kube_hub, ku
         containers = {c.name: c for c in pod.spec.containers}
         assert "guacd" in containers
         assert containers["guacd"].image == GUACD_IMAGE
+        assert containers["notebook"].image == SANDBOX_IMAGE
         # retail-forecasting selected jupyterlab and sqllab; this site offers no SQL Lab
         env = {e.name: e.value for e in containers["notebook"].env}
         assert env["SPACES_TOOLS"] == "jupyterlab"

@@ -151,6 +151,7 @@ def test_cli_purge_needs_the_id_twice(dbs, tmp_path, capsys):
     config.write_text(
         f"c.SpaceDatabases.sqlite_root = {dbs.root!r}\n"
         f"c.SpacesSettings.source_db_url = {dbs.source_db_url!r}\n"
+        f"c.SpacesSettings.db_url = 'sqlite:///{tmp_path}/catalog.sqlite'\n"
     )
     assert cli(["--config", str(config), "purge", "3", "--confirm", "4"]) == 2
     assert "repeat the space id" in capsys.readouterr().err

@@ -88,10 +88,16 @@ def context(mode: policy.Mode, profile: str = "medium", workers: int = 3) -> Ses
     )
 
 
+WORKBENCH_IMAGE = "quay.io/jupyterhub-spaces/workbench:test"
+SANDBOX_IMAGE = "quay.io/jupyterhub-spaces/sandbox:test"
+
+
 def make_spawner(config: Config | None = None) -> KubeSpaceSpawner:
     cfg = config or Config()
     cfg.KubeSpaceSpawner.assets_volume = {"persistentVolumeClaim": {"claimName": "spaces-assets"}}
-    cfg.KubeSpaceSpawner.image = "quay.io/jupyterhub-spaces/session:test"
+    cfg.KubeSpaceSpawner.image = WORKBENCH_IMAGE
+    cfg.KubeSpaceSpawner.sandbox_image = SANDBOX_IMAGE
+    cfg.SpaceDatabases.backend = "postgresql"
     spawner = KubeSpaceSpawner(_mock=True, config=cfg)
     spawner.user.name = "alice"
     spawner.orm_spawner = types.SimpleNamespace(
@@ -231,3 +237,85 @@ def test_asset_volumes_are_read_only_whatever_the_source(source, expected):
         "spec": {"containers": [{"name": "c", "image": "i", "volumeMounts": volume_mounts}], "volumes": volumes},
     }
     validate(pod)
+
+
+# ---- Zero to JupyterHub's settings meet the spawner's ------------------------------
+
+async def test_each_mode_runs_its_own_image_on_the_same_spawner():
+    spawner = make_spawner()
+    sandbox = await built(spawner, context(policy.Mode.sandbox))
+    assert sandbox["spec"]["containers"][0]["image"] == SANDBOX_IMAGE
+    workbench = await built(spawner, context(policy.Mode.workbench))
+    assert workbench["spec"]["containers"][0]["image"] == WORKBENCH_IMAGE
+
+
+async def test_a_sandbox_start_without_a_sandbox_image_is_refused():
+    cfg = Config()
+    spawner = make_spawner(cfg)
+    spawner.sandbox_image = ""
+    with pytest.raises(Exception, match="sandbox_image") as err:
+        await built(spawner, context(policy.Mode.sandbox))
+    assert err.value.status_code == 503
+
+
+async def test_sqlite_space_databases_are_refused_on_kubernetes():
+    cfg = Config()
+    spawner = make_spawner(cfg)
+    spawner.config.SpaceDatabases.backend = "sqlite"
+    with pytest.raises(Exception, match="PostgreSQL") as err:
+        await built(spawner, context(policy.Mode.workbench))
+    assert err.value.status_code == 500
+
+
+# the home volume Zero to JupyterHub 4.2.0 configures by default (singleuser.storage
+# type dynamic), and its static alternative: one claim shared by every server
+Z2JH_DYNAMIC = (
+    [{"name": "volume-{user_server}", "persistentVolumeClaim": {"claimName": "{pvc_name}"}}],
+    [{"mountPath": "/home/jovyan", "name": "volume-{user_server}", "subPath": None}],
+)
+Z2JH_STATIC = (
+    [{"name": "home", "persistentVolumeClaim": {"claimName": "home-nfs"}}],
+    [{"mountPath": "/home/jovyan/", "name": "home", "subPath": "{username}"}],
+)
+
+
+@pytest.mark.parametrize("site", [Z2JH_DYNAMIC, Z2JH_STATIC], ids=["dynamic", "static"])
+async def test_site_home_volume_gives_way_to_the_space_home(site):
+    cfg = Config()
+    volumes, mounts = site
+    cfg.KubeSpawner.volumes = volumes + [{"name": "shared", "persistentVolumeClaim": {
+        "claimName": "team-shared"}}]
+    cfg.KubeSpawner.volume_mounts = mounts + [{"name": "shared", "mountPath": "/srv/shared"}]
+    spawner = make_spawner(cfg)
+    pod = await built(spawner, context(policy.Mode.workbench))
+    validate(pod)
+    container = pod["spec"]["containers"][0]
+    paths = [m["mountPath"] for m in container["volumeMounts"]]
+    # the API server refuses two mounts at one path
+    assert len(paths) == len(set(paths))
+    [home] = [m for m in container["volumeMounts"] if m["mountPath"] == "/home/jovyan"]
+    claims = {v["name"]: v.get("persistentVolumeClaim", {}).get("claimName")
+              for v in pod["spec"]["volumes"]}
+    # a home per space: a home shared between spaces would carry data out of a Sandbox
+    assert claims[home["name"]] == "space-alice--retail-forecasting"
+    assert "home-nfs" not in claims.values()
+    assert claims["shared"] == "team-shared" and "/srv/shared" in paths
+
+
+@pytest.mark.parametrize(
+    "mounts, expected_mounts, expected_volumes",
+    [
+        ([("a", "/home/jovyan")], [], []),
+        ([("a", "/home/jovyan/")], [], []),
+        ([("a", "/home/jovyan/work")], [("a", "/home/jovyan/work")], ["a"]),
+        # a volume another mount still uses stays
+        ([("a", "/home/jovyan"), ("a", "/data")], [("a", "/data")], ["a"]),
+        ([("a", "/home/jovyan"), ("b", "/data")], [("b", "/data")], ["b"]),
+    ],
+)
+def test_without_mounts_at(mounts, expected_mounts, expected_volumes):
+    volumes = [{"name": n, "emptyDir": {}} for n in sorted({n for n, _ in mounts})]
+    kept_volumes, kept_mounts = objects.without_mounts_at(
+        volumes, [{"name": n, "mountPath": p} for n, p in mounts], "/home/jovyan")
+    assert [(m["name"], m["mountPath"]) for m in kept_mounts] == expected_mounts
+    assert [v["name"] for v in kept_volumes] == expected_volumes

@@ -16,7 +16,8 @@ from __future__ import annotations
 from sqlalchemy import select
 from tornado import web
 
-from ... import orm
+from ... import orm, policy
+from ...store import space_spec
 from ...tasks import codeasset
 from ...tasks.config import SpacesTasks
 from ..base import APIError, APIHandler, Field, check_fields
@@ -192,9 +193,12 @@ class CodeAssetsHandler(TasksConfigMixin, APIHandler):
             snap = codeasset.snapshot(files, body.get("entry"), cfg.max_code_asset_bytes, cfg.max_code_asset_files)
         except codeasset.CodeAssetError as e:
             raise APIError(e.status, e.message, {e.field: e.message} if e.field else None)
+        # what the space's data may hold rows of: its spec and its taint (the same
+        # rule a publish's lineage follows)
+        products, assets = policy.lineage_sources(space_spec(self.db, space))
         lineage = {
-            "products": [{"id": sp.product_id, "name": sp.product.name} for sp in space.products],
-            "assets": [{"id": sa.asset_id, "name": sa.asset.name} for sa in space.assets],
+            "products": [{"id": t.id, "name": t.name} for t in products],
+            "assets": [{"id": t.id, "name": t.name} for t in assets],
         }
         version, new = codeasset.save(self.db, space, body["name"].strip(), snap, self.user_name,
                                       body.get("message", ""), lineage)

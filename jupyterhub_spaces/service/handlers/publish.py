@@ -3,7 +3,10 @@
 - ``POST /api/v1/spaces/{id}/publish`` with ``{"table", "name", "description"?}``:
   publish a table of the space's Publish database as a new derived asset, with its
   snapshot, catalog entry and lineage written together or not at all (201 with the
-  asset). Owners and publishers only, and only while the space is not locked for them.
+  asset). Owners and publishers only, and only while the space is not locked for them
+  (the decision counts the space's taint). Only a plain table is published, read with
+  the publisher's own rights (422 naming what else it is); its lineage is the space's
+  spec and taint (:mod:`jupyterhub_spaces.databases.publish`).
 - ``GET /api/v1/assets/{id}/lineage``: the asset's upstream and downstream graph,
   computed in the catalog database by recursive queries.
 - ``GET /api/v1/assets/{id}/lineage.svg``: the same graph drawn as SVG.

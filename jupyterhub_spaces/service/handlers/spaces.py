@@ -249,8 +249,14 @@ class SpaceHandler(SpaceAPIHandler):
                 # replace the rows: flush the removal first so re-adding an id is no conflict
                 space.products, space.assets = [], []
                 self.db.flush()
+                # the catalog keeps what leaves in the space's taint (a trigger adds what
+                # comes): its rows may remain in the space's databases until a purge
                 self.set_data(space, products, assets)
                 changed["products"], changed["assets"] = new
+                changed["remains_until_purge"] = [
+                    *(f"product:{i}" for i in old[0] if i not in new[0]),
+                    *(f"asset:{i}" for i in old[1] if i not in new[1]),
+                ]
         for key in ("display_name", "tools", "profile", "workers"):
             if key in values and getattr(space, key) != spec[key]:
                 setattr(space, key, spec[key].strip() if key == "display_name" else spec[key])
