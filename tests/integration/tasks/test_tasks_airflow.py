@@ -232,6 +232,43 @@ def test_a_sandbox_owners_run_writes_only_collaborative_and_publish(tasks_hub):
                        .values(level="full"))
 
 
+def test_cancelling_a_running_run_stops_it_and_revokes_its_login(tasks_hub):
+    alice = tasks_hub.hub.token_session("alice")
+    space = tasks_hub.ids["space:forecast"]
+    script = "import time\nprint('started', flush=True)\ntime.sleep(600)\n"
+    r = alice.post(f"{API}spaces/{space}/code-assets", json={"name": "slow", "files": {"slow.py": script}})
+    assert r.status_code == 201, r.text
+    r = alice.post(f"{API}spaces/{space}/tasks", json={"name": "slow", "code_asset_id": api_json(r)["id"]})
+    task = api_json(r)
+
+    def trigger():
+        r = alice.post(f"{API}tasks/{task['id']}/run")
+        assert r.status_code in (202, 409), r.text
+        return r.status_code == 202
+
+    wait_for(trigger, what="Airflow to load the task")
+    run = wait_for(lambda: next(iter(api_json(alice.get(f"{API}tasks/{task['id']}/runs"))["items"]), None),
+                   what="the run to start")
+    assert run["state"] == "running"
+    # a viewer may not cancel it
+    r = tasks_hub.hub.token_session("carol").post(f"{API}tasks/{task['id']}/runs/{run['id']}/cancel")
+    assert r.status_code == 403
+    r = alice.post(f"{API}tasks/{task['id']}/runs/{run['id']}/cancel")
+    assert r.status_code == 202, r.text
+    ended = wait_for(lambda: (x := api_json(alice.get(f"{API}tasks/{task['id']}/runs/{run['id']}")))["state"]
+                     != "running" and x, timeout=120, what="the run to stop")
+    assert ended["state"] == "cancelled", ended
+    with tasks_hub.store.transaction() as db:
+        login = next(e.detail["login"] for e in db.scalars(select(orm.AuditEvent).where(
+            orm.AuditEvent.action == "task.run", orm.AuditEvent.outcome == "started"))
+            if e.detail.get("run_id") == run["id"])
+    with psycopg.connect(_pg_admin_dsn(), autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM pg_roles WHERE rolname = %s", (login,)).fetchone()[0] == 0
+    # a run that ended cannot be cancelled again
+    r = alice.post(f"{API}tasks/{task['id']}/runs/{run['id']}/cancel")
+    assert r.status_code == 409
+
+
 def test_removing_a_member_pauses_their_tasks(tasks_hub, saved):
     asset, _ = saved
     bob = tasks_hub.hub.token_session("bob")
