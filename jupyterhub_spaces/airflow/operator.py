@@ -16,6 +16,7 @@ import os
 import signal
 import subprocess
 import threading
+import time
 from collections import deque
 
 from airflow.sdk import BaseOperator
@@ -24,6 +25,8 @@ from . import client
 
 #: how much of the output is sent to the service with the end of the run
 LOG_TAIL = 256 * 1024
+#: seconds between sends of the output so far while a run runs
+LOG_EVERY = 2.0
 
 
 class RunRefused(Exception):
@@ -100,13 +103,27 @@ class SpacesTaskOperator(BaseOperator):
         reader = threading.Thread(target=pump, daemon=True)
         reader.start()
         state = "success"
-        try:
-            returncode = self._proc.wait(timeout=start["timeout_seconds"])
-        except subprocess.TimeoutExpired:
-            self._kill()
-            returncode = self._proc.wait()
-            state = "failed"
-            tail.append(f"\n[timed out after {start['timeout_seconds']} s: the run was stopped]\n")
+        deadline = time.monotonic() + start["timeout_seconds"]
+        sent = 0
+        while True:
+            try:
+                returncode = self._proc.wait(timeout=max(0.0, min(LOG_EVERY, deadline - time.monotonic())))
+                break
+            except subprocess.TimeoutExpired:
+                pass
+            if time.monotonic() >= deadline:
+                self._kill()
+                returncode = self._proc.wait()
+                state = "failed"
+                tail.append(f"\n[timed out after {start['timeout_seconds']} s: the run was stopped]\n")
+                break
+            if size != sent:
+                # the output so far, for whoever follows the run in the Spaces API
+                sent = size
+                try:
+                    client.call("POST", f"engine/runs/{self._run_id}/log", {"log": "".join(tail)})
+                except Exception:
+                    self.log.warning("could not send the output so far to the spaces service")
         reader.join(10)
         if returncode != 0:
             state = "failed"

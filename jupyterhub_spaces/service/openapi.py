@@ -467,6 +467,11 @@ PATHS.update({
         "post": op(f"Before an attempt: the command to run, or 403 with the reason it is refused ({ENGINE})", 201,
                    {"type": "object"}, "EngineRunInput", errors=("401", "403", "404"), tags=["engine"]),
     },
+    "/api/v1/engine/runs/{run_id}/log": {
+        "parameters": [RUN],
+        "post": op(f"The output so far of a running run ({ENGINE})", 204, body="EngineLogInput",
+                   errors=("401", "403", "404"), tags=["engine"]),
+    },
     "/api/v1/engine/runs/{run_id}/finish": {
         "parameters": [RUN],
         "post": op(f"The end of an attempt: credentials revoked, outputs published ({ENGINE})",
@@ -508,6 +513,7 @@ SCHEMAS["TaskInput"] = obj(
     timezone={**STR, "description": "IANA time zone of the schedule"}, profile=STR,
     timeout_seconds=INT, retries=INT, publish=arr(PUBLISH_ITEM), paused=BOOL,
 )
+SCHEMAS["EngineLogInput"] = obj(("log",), log=STR)
 SCHEMAS["EngineRunInput"] = obj(("task_id", "engine_run_id"), task_id=INT, engine_run_id=STR, try_number=INT)
 SCHEMAS["EngineFinishInput"] = obj(
     ("state",), state={"type": "string", "enum": ["success", "failed", "cancelled"]}, log=STR,

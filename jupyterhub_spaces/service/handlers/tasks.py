@@ -16,6 +16,7 @@ The engine (Airflow's components, with their own JupyterHub service tokens only)
 - ``GET  /api/v1/engine/tasks``: every Task's definition, for the DAG file;
 - ``POST /api/v1/engine/runs``: before each attempt: 201 with the command to run, or
   403 with the reason the run is refused (recorded as a refused run);
+- ``POST /api/v1/engine/runs/{run}/log``: the output so far, every few seconds;
 - ``POST /api/v1/engine/runs/{run}/finish``: the end of an attempt.
 """
 
@@ -385,6 +386,20 @@ class EngineRunsHandler(EngineBase):
         }, status=201)
 
 
+class EngineRunLogHandler(EngineBase):
+    """``/api/v1/engine/runs/{run}/log``: the output so far of a running run."""
+
+    async def post(self, raw_run):
+        body = self.body_fields({"log": Field(str, required=True)})
+        run = self.db.get(orm.TaskRun, self.id_argument(raw_run, "run"))
+        if run is None:
+            raise APIError(404, f"no run with id {raw_run}")
+        if run.state == "running":
+            run.log = body["log"][-self.tasks_config.max_log_bytes:]
+        self.set_status(204)
+        self.finish()
+
+
 class EngineRunFinishHandler(EngineBase):
     """``/api/v1/engine/runs/{run}/finish``"""
 
@@ -443,5 +458,6 @@ default_handlers = [
     (r"api/v1/tasks/([^/]+)/runs/([^/]+)/cancel", TaskRunCancelHandler),
     (r"api/v1/engine/tasks", EngineTasksHandler),
     (r"api/v1/engine/runs", EngineRunsHandler),
+    (r"api/v1/engine/runs/([^/]+)/log", EngineRunLogHandler),
     (r"api/v1/engine/runs/([^/]+)/finish", EngineRunFinishHandler),
 ]

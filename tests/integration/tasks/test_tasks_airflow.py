@@ -250,6 +250,9 @@ def test_cancelling_a_running_run_stops_it_and_revokes_its_login(tasks_hub):
     run = wait_for(lambda: next(iter(api_json(alice.get(f"{API}tasks/{task['id']}/runs"))["items"]), None),
                    what="the run to start")
     assert run["state"] == "running"
+    # its output so far shows while it runs
+    wait_for(lambda: "started" in api_json(alice.get(f"{API}tasks/{task['id']}/runs/{run['id']}"))["log"],
+             timeout=60, what="the output so far")
     # a viewer may not cancel it
     r = tasks_hub.hub.token_session("carol").post(f"{API}tasks/{task['id']}/runs/{run['id']}/cancel")
     assert r.status_code == 403
