@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from jupyterhub_spaces.demo import ADMIN_USERS
+from jupyterhub_spaces.hub_gate import space_server_gate
 from jupyterhub_spaces.hub_roles import ADMIN_SCOPE, CUSTOM_SCOPES, SERVICE, service_role
 from jupyterhub_spaces.tasks.engine import AirflowSite, airflow_services, engine_role
 
@@ -54,7 +55,12 @@ c.Authenticator.admin_users = set(ADMIN_USERS)
 # users land on the Spaces app instead
 c.JupyterHub.spawner_class = "local-space"
 c.JupyterHub.allow_named_servers = True
-# answer a start at once (202) so the Spaces app can follow the spawn's progress live
+# a named server exists only as a space its user may start now: the gate refuses any
+# other name, a locked space and a second active space before the hub answers or
+# records anything (jupyterhub_spaces.hub_gate)
+c.JupyterHub.named_server_limit_per_user = space_server_gate
+# so an allowed start is answered at once (202) and the Spaces app follows its
+# progress live
 c.JupyterHub.tornado_settings = {"slow_spawn_timeout": 0}
 c.JupyterHub.default_url = f"/services/{SERVICE}/"
 c.Spawner.cmd = [str(BIN / "jupyterhub-singleuser")]

@@ -32,6 +32,7 @@ from jupyterhub_spaces.hub_roles import (
     grant_every_user,
     service_role,
 )
+from jupyterhub_spaces.hub_gate import space_server_gate
 
 ROOT = Path(os.environ.get("SPACES_CONFIG_DIR", "/usr/local/etc/jupyterhub-spaces"))
 SPACES_CONFIG = ROOT / "spaces_config.py"
@@ -57,6 +58,10 @@ def secret(name, key):
 # -- sessions: one named server per space, run as pods by KubeSpaceSpawner
 c.JupyterHub.spawner_class = "kube-space"
 c.JupyterHub.allow_named_servers = True
+# a named server exists only as a space its user may start now: the gate refuses any
+# other name, a locked space and a second active space before the hub answers or
+# records anything (jupyterhub_spaces.hub_gate)
+c.JupyterHub.named_server_limit_per_user = space_server_gate
 # answer a start at once (202) so the Spaces app can follow the spawn's progress live
 c.JupyterHub.tornado_settings.update({"slow_spawn_timeout": 0})
 # the branded login and home pages (the hub image copies hub_config/templates there),

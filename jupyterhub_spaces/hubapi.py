@@ -108,19 +108,37 @@ class HubAPI:
         return await self.fetch("DELETE", server_path(user, server))
 
     async def stream_progress(self, user: str, server: str, on_chunk: Callable[[bytes], None]) -> HubResponse:
-        """Relay the hub's server-sent progress events of a spawn to ``on_chunk``."""
+        """Relay the hub's server-sent progress events of a spawn to ``on_chunk``.
+
+        Only a 200's body is relayed: an error's body (JSON) is the returned response's,
+        never part of the caller's event stream."""
+        status = {"code": 0}
+        kept: list[bytes] = []
+
+        def on_header(line: str) -> None:
+            if line.startswith("HTTP/"):
+                parts = line.split(" ", 2)
+                status["code"] = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+
+        def on_body(chunk: bytes) -> None:
+            if status["code"] == 200:
+                on_chunk(chunk)
+            else:
+                kept.append(chunk)
+
         request = self._request(
             "GET",
             self.api_url + server_path(user, server) + "/progress",
             request_timeout=3600,
-            streaming_callback=on_chunk,
+            header_callback=on_header,
+            streaming_callback=on_body,
         )
         request.headers["Accept"] = "text/event-stream"
         try:
             response = await self.client.fetch(request, raise_error=False)
         except (OSError, HTTPClientError) as e:
             raise HubUnavailable(f"cannot reach JupyterHub at {request.url}: {e}") from e
-        return HubResponse(response.code, response.body or b"")
+        return HubResponse(response.code, b"".join(kept))
 
     async def session_get(self, session_url: str, path: str, token: str, timeout: float = 5) -> HubResponse:
         """GET ``path`` from a running session with ``token``: the session's own token

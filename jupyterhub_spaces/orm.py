@@ -66,8 +66,13 @@ class User(Base):
     org: Mapped[Organization | None] = relationship()
 
 
+#: SQLite: never hand out the id of a deleted row again (PostgreSQL never does)
+NEVER_REUSED = {"sqlite_autoincrement": True}
+
+
 class Product(Base):
     __tablename__ = "products"
+    __table_args__ = (NEVER_REUSED,)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
@@ -86,6 +91,7 @@ class Asset(Base):
     __table_args__ = (
         CheckConstraint("kind in ('table', 'files')", name="asset_kind"),
         UniqueConstraint("product_id", "name", name="asset_name_in_product"),
+        NEVER_REUSED,
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -140,6 +146,7 @@ class Subscription(Base):
         CheckConstraint("(product_id IS NULL) <> (asset_id IS NULL)", name="one_target"),
         UniqueConstraint("user_id", "product_id", name="one_per_user_product"),
         UniqueConstraint("user_id", "asset_id", name="one_per_user_asset"),
+        NEVER_REUSED,
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -160,9 +167,11 @@ class Subscription(Base):
 
 class Space(Base):
     """A space spec. ``slug`` is the JupyterHub named-server name of every member's
-    session for this space, so it is unique across the hub."""
+    session for this space, so it is unique across the hub. Its id is never reused:
+    the space databases and other per-space resources are keyed by it."""
 
     __tablename__ = "spaces"
+    __table_args__ = (NEVER_REUSED,)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     slug: Mapped[str] = mapped_column(String(30), unique=True)
@@ -282,6 +291,7 @@ class AuditEvent(Base):
     """One governance decision or change: who did what to what, and the outcome."""
 
     __tablename__ = "audit_events"
+    __table_args__ = (NEVER_REUSED,)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)

@@ -78,6 +78,25 @@ def _claim_holder(user: str):
     return holder
 
 
+def active_elsewhere(user, name: str, me=None, starting: bool = False) -> str | None:
+    """The name of another server of hub ``user`` than ``name`` that holds the user's
+    one active-space claim, or is running or stopping (or, with ``starting``, has a
+    start pending); None when there is none.
+
+    The spawner leaves ``starting`` off: a start still before its claim may yet be
+    refused, and two such starts must not refuse each other. The hub's gate turns it
+    on: it runs before the hub marks the new start pending, in the same turn."""
+    holder = _claim_holder(user.name)
+    if holder is not None and holder is not me and holder.name != name:
+        return holder.name
+    for other, sp in user.spawners.items():
+        if other == name or sp is me:
+            continue
+        if sp.ready or getattr(sp, "_stop_pending", False) or (starting and sp.pending):
+            return other
+    return None
+
+
 def path_part(name: str) -> str:
     """A product or asset name as one path component."""
     cleaned = name.replace("/", "-").replace("\0", "").strip(". ") or "unnamed"
@@ -148,6 +167,72 @@ def record_activation(
         if not keep_reason:
             row.reason = reason
         row.updated_at = utcnow()
+
+
+class StartRefused(Exception):
+    """A start the rules refuse: ``status``, a message for the user, audit ``detail``."""
+
+    def __init__(self, status: int, message: str, **detail):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.detail = detail
+
+
+def check_start(
+    db, user_name: str, server_name: str, settings: SpacesSettings, spaces_app_url: str,
+    space_id_option=None,
+):
+    """The space a server named ``server_name`` of ``user_name`` would run, and the
+    user's decision in it; :class:`StartRefused` when the rules say no.
+
+    Asked twice for every start: by the hub before it answers or records anything
+    (:mod:`jupyterhub_spaces.hub_gate`), and by the spawner itself. A space that does
+    not exist and one the user is not a member of are refused alike (404, same words),
+    so the hub API reveals no other user's space.
+    """
+    space = db.scalar(space_query().where(orm.Space.slug == server_name)) if server_name else None
+    decision = None
+    if space is not None:
+        decision = decide(db, [user_name], space, lineage_enforced=settings.lineage_enforced)[user_name]
+    if space is None or decision.mode == policy.Mode.not_member:
+        raise StartRefused(
+            404,
+            f"{user_name} has no space {server_name!r}: a session is a space you are a member "
+            f"of; create or pick one in the Spaces app at {spaces_app_url}",
+        )
+    if space_id_option is not None and str(space_id_option) != str(space.id):
+        raise StartRefused(
+            400,
+            f"user_options space_id {str(space_id_option)[:40]!r} does not match server "
+            f"{server_name!r} (space {space.id}): a space's server is named by its slug",
+        )
+    if decision.mode == policy.Mode.locked:
+        raise StartRefused(
+            403,
+            f"space {space.display_name!r} is {decision.reason}",
+            missing=[m.target.name for m in decision.missing],
+        )
+    if space.profile not in settings.machine_profiles:
+        raise StartRefused(
+            409,
+            f"space {space.display_name!r} asks for machine profile {space.profile!r}, "
+            f"which this hub does not offer ({', '.join(sorted(settings.machine_profiles))}): "
+            "an editor of the space must pick another profile",
+        )
+    return space, decision
+
+
+def refusal_audit(store: Store, user_name: str, server_name: str, refused: StartRefused, via: str) -> None:
+    """Record a refused start in the audit log (never failing the refusal itself)."""
+    try:
+        with store.transaction() as db:
+            audit(db, user_name, "space.activate", "space", server_name, outcome="refused",
+                  status=refused.status, reason=refused.message, via=via, **refused.detail)
+    except Exception:
+        import logging
+
+        logging.getLogger(__name__).exception("could not audit the refused start of %s/%s", user_name, server_name)
 
 
 def _error_message(exc: BaseException) -> str:
@@ -244,22 +329,8 @@ class SpaceSpawnerMixin(Configurable):
     # -- the checks, in order
 
     def _refuse(self, status: int, message: str, **detail) -> web.HTTPError:
-        try:
-            with self.store.transaction() as db:
-                audit(
-                    db,
-                    self.user.name,
-                    "space.activate",
-                    "space",
-                    self.name,
-                    outcome="refused",
-                    status=status,
-                    reason=message,
-                    via="spawner",
-                    **detail,
-                )
-        except Exception:  # the refusal matters more than its audit row
-            self.log.exception("could not audit refused activation of %s", self._log_name)
+        refused = StartRefused(status, message, **detail)
+        refusal_audit(self.store, self.user.name, self.name, refused, via="spawner")
         return web.HTTPError(status, message)
 
     def _load(self, for_stop: bool = False) -> SessionContext | None:
@@ -283,44 +354,23 @@ class SpaceSpawnerMixin(Configurable):
             )
         settings = self.spaces_settings
         with self.store.transaction() as db:
-            space = db.scalar(space_query().where(orm.Space.slug == self.name))
-            if space is None:
-                raise self._refuse(
-                    404,
-                    f"there is no space {self.name!r}: create or pick a space in the "
-                    f"Spaces app at {self.spaces_app_url}",
-                )
-            forged = None if for_stop else (self.user_options or {}).get("space_id")
-            if forged is not None and str(forged) != str(space.id):
-                raise self._refuse(
-                    400,
-                    f"user_options space_id {forged!r} does not match server {self.name!r} "
-                    f"(space {space.id}): a space's server is named by its slug",
-                )
-            decision = decide(
-                db, [self.user.name], space, lineage_enforced=settings.lineage_enforced
-            )[self.user.name]
-            if decision.mode == policy.Mode.not_member and not for_stop:
-                raise self._refuse(
-                    403, f"{self.user.name} is not a member of space {space.display_name!r}"
-                )
-            if decision.mode == policy.Mode.locked and not for_stop:
-                raise self._refuse(
-                    403,
-                    f"space {space.display_name!r} is {decision.reason}",
-                    missing=[m.target.name for m in decision.missing],
-                )
+            if for_stop:
+                space = db.scalar(space_query().where(orm.Space.slug == self.name))
+                if space is None:
+                    raise web.HTTPError(404, f"there is no space {self.name!r}")
+                decision = decide(
+                    db, [self.user.name], space, lineage_enforced=settings.lineage_enforced
+                )[self.user.name]
+            else:
+                try:
+                    space, decision = check_start(
+                        db, self.user.name, self.name, settings, self.spaces_app_url,
+                        (self.user_options or {}).get("space_id"),
+                    )
+                except StartRefused as refused:
+                    raise self._refuse(refused.status, refused.message, **refused.detail)
             profiles = settings.machine_profiles
-            profile_name = space.profile if space.profile in profiles else None
-            if profile_name is None and for_stop:
-                profile_name = settings.default_profile
-            if profile_name is None:
-                raise self._refuse(
-                    409,
-                    f"space {space.display_name!r} asks for machine profile {space.profile!r}, "
-                    f"which this hub does not offer ({', '.join(sorted(profiles))}): "
-                    "an editor of the space must pick another profile",
-                )
+            profile_name = space.profile if space.profile in profiles else settings.default_profile
             assets = tuple(
                 AssetInfo(
                     id=a.id,
@@ -354,17 +404,20 @@ class SpaceSpawnerMixin(Configurable):
             raise self._refuse(500, f"cannot mount the data of this space: {e}")
         return replace(ctx, mounts=mounts)
 
+    async def rename(self, old_name, new_name):
+        """Refuse every rename (``PATCH /hub/api/users/{u}/servers/{name}`` with a new
+        ``name``): a space's server is named by the space's slug, so a rename could only
+        break the session's link to its space or put another server onto a space."""
+        raise self._refuse(
+            409,
+            f"servers here are spaces and keep their space's name: {old_name!r} cannot be "
+            f"renamed to {str(new_name)[:40]!r}; create or rename spaces in the Spaces app "
+            f"at {self.spaces_app_url}",
+        )
+
     def _other_active(self) -> str | None:
         """The name of another space of this user that is active, starting or stopping."""
-        holder = _claim_holder(self.user.name)
-        if holder is not None and holder is not self:
-            return holder.name
-        for name, sp in self.user.spawners.items():
-            if name == self.name or sp is self:
-                continue
-            if sp.ready or getattr(sp, "_stop_pending", False):
-                return name
-        return None
+        return active_elsewhere(self.user, self.name, self)
 
     def _conflict_message(self, other: str) -> str:
         return policy.one_active_conflict(self.name, [other]) or f"space {other!r} is active"

@@ -47,12 +47,40 @@ def upgrade_db(url: str, revision: str = "head") -> None:
     """Bring the database at ``url`` to ``revision`` (``jupyterhub-spaces upgrade-db``)."""
     engine = make_engine(url)
     try:
-        with engine.begin() as conn:
-            cfg = alembic_config(url)
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, revision)
+        migrate(engine, url, revision)
     finally:
         engine.dispose()
+
+
+def migrate(engine: Engine, url: str, revision: str = "head") -> None:
+    """Run the migrations to ``revision`` in one transaction.
+
+    On SQLite, foreign key enforcement is off meanwhile: a migration that recreates a
+    table (alembic batch mode) drops the old one, which would otherwise cascade to
+    every row that references it. The result is checked before it commits.
+    """
+    with engine.connect() as conn:
+        sqlite = engine.dialect.name == "sqlite"
+        if sqlite:
+            # only outside a transaction does SQLite take this pragma
+            conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            conn.commit()
+            if conn.exec_driver_sql("PRAGMA foreign_keys").scalar() != 0:
+                raise RuntimeError("could not turn off SQLite foreign keys for the migration")
+            conn.commit()
+        try:
+            with conn.begin():
+                cfg = alembic_config(url)
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, revision)
+                if sqlite:
+                    broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                    if broken:
+                        raise RuntimeError(f"the migration left rows with broken references: {broken[:5]}")
+        finally:
+            if sqlite:
+                conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+                conn.commit()
 
 
 def make_engine(url: str, **kwargs) -> Engine:
@@ -98,10 +126,7 @@ class Store:
                 f"jupyterhub-spaces needs {head}: back it up, then run "
                 "`jupyterhub-spaces upgrade-db` with the same database URL"
             )
-        with self.engine.begin() as conn:
-            cfg = alembic_config(self.url)
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
+        migrate(self.engine, self.url, "head")
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:

@@ -13,6 +13,7 @@ the service revokes the credentials and publishes the run's outputs.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -25,6 +26,8 @@ from . import client
 
 #: how much of the output is sent to the service with the end of the run
 LOG_TAIL = 256 * 1024
+#: what the spaces API refuses in text: control characters but tab and line breaks
+CONTROL = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 #: seconds between sends of the output so far while a run runs
 LOG_EVERY = 2.0
 
@@ -93,7 +96,9 @@ class SpacesTaskOperator(BaseOperator):
 
         def pump():
             nonlocal size
-            for line in self._proc.stdout:
+            for raw in self._proc.stdout:
+                # plain text only (colour codes and other control characters dropped)
+                line = CONTROL.sub("", raw)
                 self.log.info("| %s", line.rstrip("\n"))
                 tail.append(line)
                 size += len(line)

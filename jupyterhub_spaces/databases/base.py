@@ -56,6 +56,13 @@ class ForeignData(DatabaseError):
     """Databases exist for this space id but belong to an earlier, deleted space."""
 
 
+#: what a user is told (where the data is and how to purge it go to the hub's log only)
+FOREIGN_DATA_MESSAGE = (
+    "this space's databases could not be set up: data of an earlier space is in the "
+    "way; an administrator must clear it (the hub's log says how)"
+)
+
+
 @dataclass(frozen=True)
 class TableSource:
     """A ``table`` asset of a space: its rows are in the source database at ``location``."""

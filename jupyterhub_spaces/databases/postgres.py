@@ -44,6 +44,7 @@ from .base import (
     Credentials,
     DatabaseBackend,
     DatabaseError,
+    FOREIGN_DATA_MESSAGE,
     ForeignData,
     Issued,
     PublishError,
@@ -361,11 +362,12 @@ class PostgresDatabases(DatabaseBackend):
             except (ValueError, AttributeError):
                 identity = None
         if identity and space.created_at is not None and identity != space.identity:
-            raise ForeignData(
-                f"databases for space id {space.id} already exist and belong to an earlier, "
-                f"deleted space; they are kept until an administrator purges them "
-                f"(python -m jupyterhub_spaces.databases purge {space.id} --confirm {space.id})"
+            log.error(
+                "databases for space id %s belong to an earlier, deleted space (%s); purge "
+                "them with: python -m jupyterhub_spaces.databases purge %s --confirm %s",
+                space.id, identity, space.id, space.id,
             )
+            raise ForeignData(FOREIGN_DATA_MESSAGE)
         if space.created_at is None and identity:
             return
         conn.execute(

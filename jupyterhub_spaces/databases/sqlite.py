@@ -34,6 +34,7 @@ from .base import (
     Connection,
     Credentials,
     DatabaseBackend,
+    FOREIGN_DATA_MESSAGE,
     ForeignData,
     Issued,
     PublishError,
@@ -118,12 +119,12 @@ class SQLiteDatabases(DatabaseBackend):
             with open(marker) as f:
                 identity = json.load(f).get("identity")
             if space.created_at is not None and identity and identity != space.identity:
-                raise ForeignData(
-                    f"databases for space id {space.id} already exist in {self.space_dir(space.id)} "
-                    f"and belong to an earlier, deleted space ({identity}); they are kept until "
-                    f"an administrator purges them (python -m jupyterhub_spaces.databases purge "
-                    f"{space.id} --confirm {space.id})"
+                log.error(
+                    "databases for space id %s in %s belong to an earlier, deleted space (%s); "
+                    "purge them with: python -m jupyterhub_spaces.databases purge %s --confirm %s",
+                    space.id, self.space_dir(space.id), identity, space.id, space.id,
                 )
+                raise ForeignData(FOREIGN_DATA_MESSAGE)
             if space.created_at is None or identity == space.identity:
                 return
         with open(marker + ".new", "w") as f:

@@ -35,6 +35,7 @@ from ..tasks.config import SpacesTasks
 from ..tasks.engine import AirflowClient
 from .base import NotFoundHandler
 from .guard import ExpiryTimer, SessionGuard
+from .inputs import MAX_BODY_BYTES
 from .handlers import MODULES
 
 
@@ -245,7 +246,9 @@ class SpacesService(Application):
     async def serve(self) -> None:
         app = self.make_app()
         parsed = urlparse(self.url)
-        server = HTTPServer(app, xheaders=True)
+        # tornado reads a whole body before a handler sees it: past a few times the
+        # largest body the API reads (a JSON 413), the connection itself is refused
+        server = HTTPServer(app, xheaders=True, max_body_size=8 * MAX_BODY_BYTES)
         server.listen(parsed.port or 80, parsed.hostname or "127.0.0.1")
         self.log.info(
             "spaces service %s listening on %s, prefix %s, database %s",

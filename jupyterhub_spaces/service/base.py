@@ -41,6 +41,17 @@ from .. import orm, policy, store as store_mod
 from ..databases import DatabaseBackend
 from ..hubapi import HubAPI
 from ..settings import SpacesSettings
+from .inputs import (  # noqa: F401  (Field and check_fields are the handlers' API)
+    MAX_INT,
+    Field,
+    InputError,
+    check_fields,
+    parse_id,
+    parse_int,
+    parse_json_object,
+    quote,
+    text_problem,
+)
 
 log = logging.getLogger("jupyterhub_spaces.service")
 
@@ -78,96 +89,16 @@ def error_body(status: int, message: str, fields: Mapping[str, str] | None = Non
     return body
 
 
-# ---------------------------------------------------------------------------
-# request body checks: plain functions so handlers stay declarative
+def not_found(what: str, raw_id: object, among: str = "") -> "APIError":
+    """The one answer for a thing that does not exist *or* that the caller may not
+    see: the same status and message either way, so ids reveal nothing."""
+    shown = raw_id if isinstance(raw_id, int) else quote(str(raw_id))
+    return APIError(404, f"no {what} with id {shown}{among}")
 
 
-class Field:
-    """One expected field of a JSON request body.
-
-    ``kind`` is a python type (or tuple of types) the JSON value must have;
-    ``item`` the type of list items; ``check`` an optional callable returning an error
-    message (or None) for a value of the right type; ``nullable`` allows ``null``.
-    """
-
-    def __init__(
-        self,
-        kind: type | tuple[type, ...],
-        required: bool = False,
-        item: type | tuple[type, ...] | None = None,
-        check: Callable[[Any], str | None] | None = None,
-        nullable: bool = False,
-        describe: str = "",
-    ):
-        self.kind = kind
-        self.required = required
-        self.item = item
-        self.check = check
-        self.nullable = nullable
-        self.describe = describe or _type_name(kind, item)
-
-
-def _type_name(kind, item=None) -> str:
-    names = {str: "a string", int: "a whole number", bool: "true or false", list: "a list",
-             dict: "an object", float: "a number"}
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    text = " or ".join(names.get(k, k.__name__) for k in kinds)
-    if item is not None:
-        text += " of " + _type_name(item).replace("a ", "", 1).replace("an ", "", 1) + "s"
-    return text
-
-
-def _is_kind(value, kind) -> bool:
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    if isinstance(value, bool) and bool not in kinds:
-        return False  # JSON true is not a number
-    if isinstance(value, int) and not isinstance(value, bool) and float in kinds:
-        return True
-    return isinstance(value, kinds)
-
-
-def check_fields(
-    body: Mapping[str, Any], fields: Mapping[str, Field], allow_unknown: bool = False
-) -> dict[str, Any]:
-    """The known fields of ``body``, or an :class:`APIError` 422 naming every problem.
-
-    Unknown fields are refused, so a misspelled field name is reported instead of
-    silently ignored.
-    """
-    errors: dict[str, str] = {}
-    if not allow_unknown:
-        for name in body:
-            if name not in fields:
-                errors[name] = f"unknown field: expected {', '.join(sorted(fields))}"
-    values: dict[str, Any] = {}
-    for name, field in fields.items():
-        if name not in body:
-            if field.required:
-                errors[name] = f"required: send {field.describe}"
-            continue
-        value = body[name]
-        if value is None and field.nullable:
-            values[name] = None
-            continue
-        if not _is_kind(value, field.kind):
-            errors[name] = f"must be {field.describe}"
-            continue
-        if field.item is not None and not all(_is_kind(v, field.item) for v in value):
-            errors[name] = f"must be {field.describe}"
-            continue
-        if field.check is not None:
-            problem = field.check(value)
-            if problem:
-                errors[name] = problem
-                continue
-        values[name] = value
-    if errors:
-        raise APIError(422, "the request body has invalid fields: " + _summary(errors), errors)
-    return values
-
-
-def _summary(errors: Mapping[str, str]) -> str:
-    return "; ".join(f"{name}: {msg}" for name, msg in errors.items())
+def no_space(raw_id: object) -> "APIError":
+    """404 for a space that does not exist or of which the caller is not a member."""
+    return not_found("space", raw_id, " among your spaces")
 
 
 # ---------------------------------------------------------------------------
@@ -379,7 +310,7 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         if space is not None:
             role = next((policy.Role(c.role) for c in space.collaborators if c.user_id == user_id), None)
         if space is None or role is None:
-            raise APIError(404, f"no space with id {space_id} among your spaces")
+            raise no_space(space_id)
         if not policy.allowed(role, action):
             from ..policy.roles import roles_allowed
 
@@ -468,47 +399,57 @@ class APIHandler(BaseHandler):
         self.finish(json.dumps(data, default=_json_default))
 
     def get_json_body(self) -> dict:
-        """The request body as a JSON object: 400 when it is missing, not JSON or not
-        an object."""
-        raw = self.request.body
-        if not raw or not raw.strip():
-            raise APIError(400, "the request needs a JSON object body")
+        """The request body as a JSON object: 400 when it is missing, not JSON, not an
+        object, nested too deep or not valid Unicode; 413 when too large."""
         try:
-            body = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as e:
-            raise APIError(400, f"the request body is not valid JSON ({e}): send a JSON object")
-        if not isinstance(body, dict):
-            raise APIError(
-                400, f"the request body must be a JSON object, not {type(body).__name__}"
-            )
-        return body
+            return parse_json_object(self.request.body)
+        except InputError as e:
+            raise APIError(e.status, e.message, e.fields)
 
-    def body_fields(self, fields: Mapping[str, Field]) -> dict[str, Any]:
-        """Parse the body and check it against ``fields`` (400 / 422)."""
-        return check_fields(self.get_json_body(), fields)
+    def body_fields(self, fields: Mapping[str, Field], body: dict | None = None) -> dict[str, Any]:
+        """Check the body (parsed here unless given) against ``fields`` (400 / 422)."""
+        try:
+            return check_fields(self.get_json_body() if body is None else body, fields)
+        except InputError as e:
+            raise APIError(e.status, e.message, e.fields)
 
     # -- query arguments --------------------------------------------------
 
-    def int_argument(self, name: str, default: int, lo: int = 0, hi: int | None = None) -> int:
+    def int_argument(self, name: str, default: int, lo: int = 0, hi: int = MAX_INT) -> int:
         raw = self.get_argument(name, None)
         if raw is None or raw == "":
             return default
-        try:
-            value = int(raw)
-        except ValueError:
-            value = None
-        if value is None or value < lo or (hi is not None and value > hi):
-            bounds = f"from {lo} to {hi}" if hi is not None else f"of at least {lo}"
-            raise APIError(422, f"query argument {name}={raw!r} must be a whole number {bounds}",
+        value = parse_int(raw, lo, hi)
+        if value is None:
+            bounds = f"from {lo} to {hi}"
+            raise APIError(422, f"query argument {name}={quote(raw)} must be a whole number {bounds}",
                            {name: f"a whole number {bounds}"})
         return value
 
-    def id_argument(self, raw: str, what: str) -> int:
-        """A numeric id from the URL path (404 when it is not a number: no such thing)."""
+    def text_argument(self, name: str) -> str | None:
+        """A text query argument (stripped), or None when absent; 422 when it is not
+        plain text (see :func:`~jupyterhub_spaces.service.inputs.text_problem`)."""
+        values = self.request.query_arguments.get(name)
+        if not values:
+            return None
         try:
-            return int(raw)
-        except ValueError:
-            raise APIError(404, f"no {what} with id {raw!r}: ids are whole numbers")
+            raw = values[-1].decode("utf-8")
+        except UnicodeDecodeError:
+            raise APIError(400, f"query argument {name} is not UTF-8 text")
+        # tornado's get_argument would quietly turn control characters into spaces;
+        # blank is the same as empty (no filter)
+        raw = raw.strip()
+        problem = text_problem(raw, allow_empty=True)
+        if problem:
+            raise APIError(422, f"query argument {name} {problem}", {name: problem})
+        return raw
+
+    def id_argument(self, raw: str, what: str) -> int:
+        """A numeric id from the URL path: 404 when it is not one (no such thing)."""
+        value = parse_id(raw)
+        if value is None:
+            raise APIError(404, f"no {what} with id {quote(raw)}: ids are whole numbers from 1 to {MAX_INT}")
+        return value
 
     def page_of(self, query, scalars: bool = True) -> dict:
         """One page of ``query`` as ``{rows, total, offset, limit, next}``.

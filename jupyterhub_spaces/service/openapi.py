@@ -14,6 +14,7 @@ import copy
 from .. import __version__
 from ..policy import TOOLS
 from .base import APIHandler
+from .inputs import MAX_INT, MAX_TEXT, MIN_INT
 
 
 def ref(name: str) -> dict:
@@ -27,6 +28,11 @@ def obj(required=(), **props) -> dict:
     return out
 
 
+def closed(required=(), **props) -> dict:
+    """A request body: the service refuses fields it does not know (422)."""
+    return {**obj(required, **props), "additionalProperties": False}
+
+
 def nullable(schema: dict) -> dict:
     return {"anyOf": [schema, {"type": "null"}]}
 
@@ -37,6 +43,11 @@ def arr(items: dict) -> dict:
 
 STR = {"type": "string"}
 INT = {"type": "integer"}
+#: what every text field of a request accepts (inputs.text_problem): some visible
+#: character, no control character, at most MAX_TEXT characters
+TEXT = {"type": "string", "minLength": 1, "maxLength": MAX_TEXT, "pattern": "^[^\\x00-\\x1f\\x7f]*[^\\s\\x00-\\x1f\\x7f][^\\x00-\\x1f\\x7f]*$"}
+ID = {"type": "integer", "minimum": 1, "maximum": MAX_INT}
+NUMBER = {"type": "integer", "minimum": MIN_INT, "maximum": MAX_INT}
 BOOL = {"type": "boolean"}
 TIME = {"type": "string", "format": "date-time"}
 NULL_STR = {"type": ["string", "null"]}
@@ -136,17 +147,17 @@ SCHEMAS = {
         role={**ROLE, "description": "the caller's role"},
         access=obj(("mode", "can_activate", "reason"), mode=MODE, can_activate=BOOL, reason=STR),
     ),
-    "SpaceInput": obj(
+    "SpaceInput": closed(
         (),
-        display_name={**STR, "maxLength": 80},
-        description={**STR, "maxLength": 2000},
+        display_name={**TEXT, "maxLength": 80},
+        description={**STR, "maxLength": 2000, "description": "plain text; line breaks and tabs allowed"},
         slug={**STR, "pattern": "^[a-z](?:[a-z0-9]|-(?=[a-z0-9])){0,29}$",
               "description": "only when creating; chosen from display_name when left out"},
-        tools=arr({"type": "string", "enum": list(TOOLS)}),
-        profile={**STR, "description": "one of the site's machine profiles"},
-        workers=INT,
-        products=arr(INT),
-        assets=arr(INT),
+        tools={**arr({"type": "string", "enum": list(TOOLS)}), "maxItems": 100},
+        profile={**TEXT, "description": "one of the site's machine profiles"},
+        workers=NUMBER,
+        products={**arr(ID), "maxItems": 100},
+        assets={**arr(ID), "maxItems": 100},
     ),
     "Subscription": obj(
         ("id", "user", "target", "level", "status"),
@@ -155,13 +166,13 @@ SCHEMAS = {
         expires_at=NULL_TIME, expired=BOOL, active=BOOL, requested_at=TIME, updated_at=TIME,
         granted_by=NULL_STR,
     ),
-    "SubscriptionInput": obj(
+    "SubscriptionInput": closed(
         ("level",),
-        product_id=INT, asset_id=INT, level=LEVEL,
-        user={**STR, "description": "admins: grant to this user directly"},
+        product_id=ID, asset_id=ID, level=LEVEL,
+        user={**TEXT, "description": "admins: grant to this user directly"},
         expires_at={**NULL_TIME, "description": "admins only"},
     ),
-    "SubscriptionUpdate": obj(
+    "SubscriptionUpdate": closed(
         (),
         status={"type": "string", "enum": ["active", "revoked"]}, level=LEVEL, expires_at=NULL_TIME,
     ),
@@ -186,6 +197,18 @@ SCHEMAS = {
         ),
         "description": "the caller's session of the space",
     },
+    "ProgressEvent": {
+        **obj(
+            ("progress", "message"),
+            progress={"type": "integer", "minimum": 0, "maximum": 100},
+            message=STR,
+            html_message=STR,
+            ready={**BOOL, "description": "the session is up: url is where"},
+            failed={**BOOL, "description": "the start failed: message says why"},
+            url={**STR, "description": "the session's URL (with ready)"},
+        ),
+        "description": "one server-sent event of GET spaces/{space_id}/progress (its data line)",
+    },
     "ToolStatus": obj(
         ("name", "status", "reason", "url"),
         name={"type": "string", "enum": list(TOOLS)},
@@ -202,15 +225,17 @@ SCHEMAS = {
 }
 
 ERRORS = {
-    "400": "the body is not a JSON object",
+    "400": "the body is missing, not a JSON object, nested too deep or not valid Unicode; "
+           "or a query argument is not UTF-8",
     "401": "not logged in",
-    "403": "logged in, but not allowed",
-    "404": "no such thing among yours",
+    "403": "logged in, but not allowed (also: a caller without the service's access scope)",
+    "404": "no such thing among yours: a thing you may not see answers exactly like one "
+           "that does not exist",
     "409": "conflicts with the current state",
-    "413": "the upload is larger than allowed",
-    "422": "invalid fields (see fields)",
-    "502": "the task engine refused",
-    "503": "the task engine is not available",
+    "413": "the body is larger than the service reads (or than a Code Asset may be)",
+    "422": "invalid fields or query arguments (see fields)",
+    "502": "the hub or the task engine answered something the service cannot use",
+    "503": "the hub or the task engine cannot be reached: try again",
 }
 
 
@@ -218,8 +243,13 @@ def page_of(schema: str) -> dict:
     return {"allOf": [ref("Page"), obj(items=arr(ref(schema)))]}
 
 
-def op(summary: str, ok: int = 200, schema: dict | None = None, body: str | None = None,
-       errors=("401",), params=(), content_type="application/json", tags=()) -> dict:
+def op(summary: str, ok: int | tuple = 200, schema: dict | None = None, body: str | None = None,
+       errors=(), params=(), content_type="application/json", tags=(), path_params=False,
+       public=False) -> dict:
+    """One operation. The errors every request can meet are added here, so each
+    operation documents every 4xx it can answer: 401 and 403 unless ``public``, 404
+    with ``path_params``, 422 (and 400) with query ``params``, 400/413/422 with a ``body``.
+    ``ok`` is a success status or a tuple of them (each with ``schema``)."""
     out = {"summary": summary, "responses": {}}
     if tags:
         out["tags"] = list(tags)
@@ -227,11 +257,22 @@ def op(summary: str, ok: int = 200, schema: dict | None = None, body: str | None
         out["parameters"] = list(params)
     if body:
         out["requestBody"] = {"required": True, "content": {"application/json": {"schema": ref(body)}}}
-    ok_resp = {"description": "OK" if ok < 300 else "done"}
-    if schema is not None:
-        ok_resp["content"] = {content_type: {"schema": schema}}
-    out["responses"][str(ok)] = ok_resp
-    for code in sorted(set(errors) | ({"400", "422"} if body else set())):
+    for code in ok if isinstance(ok, tuple) else (ok,):
+        ok_resp = {"description": {200: "OK", 201: "created", 202: "accepted: under way",
+                                   204: "done"}.get(code, "done")}
+        if schema is not None and code != 204:
+            ok_resp["content"] = {content_type: {"schema": schema}}
+        out["responses"][str(code)] = ok_resp
+    codes = set(errors)
+    if not public:
+        codes |= {"401", "403"}
+    if path_params:
+        codes.add("404")
+    if params:
+        codes |= {"400", "422"}
+    if body:
+        codes |= {"400", "413", "422"}
+    for code in sorted(codes):
         out["responses"][code] = {
             "description": ERRORS[code],
             "content": {"application/json": {"schema": ref("Error")}},
@@ -247,6 +288,15 @@ def query(name: str, description: str, kind: dict = STR) -> dict:
     return {"name": name, "in": "query", "required": False, "schema": kind, "description": description}
 
 
+#: one server-sent event of the progress stream (each event, as OpenAPI 3.2 reads a
+#: sequential media type's schema): its data is a ProgressEvent in JSON
+SSE_EVENT = obj(
+    ("data",),
+    data={"type": "string", "contentMediaType": "application/json", "contentSchema": ref("ProgressEvent")},
+    event=STR,
+    id=STR,
+)
+
 PAGING = (query("offset", "items to skip", INT), query("limit", "items per page (capped)", INT))
 SPACE = path_param("space_id", "the space's id")
 USER = path_param("user", "the member's JupyterHub name", STR)
@@ -258,122 +308,126 @@ PATHS = {
             version=STR, api=STR, user=STR, kind=STR, admin=BOOL), tags=["me"]),
     },
     "/api/v1/me": {"get": op("The caller as the catalog knows them", schema=ref("Me"), tags=["me"])},
-    "/api/v1/openapi.json": {"get": op("This document", schema={"type": "object"}, errors=(), tags=["me"])},
+    "/api/v1/openapi.json": {"get": op("This document", schema={"type": "object"}, public=True, tags=["me"])},
     "/api/v1/spaces": {
         "get": op("My spaces (any role), with my access to each", schema=page_of("Space"),
-                  params=(*PAGING, query("role", "only spaces where I have this role")), errors=("401", "422"),
-                  tags=["spaces"]),
-        "post": op("Create a space I own (409 past the per-user limit)", 201, ref("Space"), "SpaceInput",
-                   errors=("401", "409"), tags=["spaces"]),
+                  params=(*PAGING, query("role", "only spaces where I have this role")), tags=["spaces"]),
+        "post": op("Create a space I own (409 past the per-user limit or on a taken slug)", 201, ref("Space"),
+                   "SpaceInput", errors=("409",), tags=["spaces"]),
     },
     "/api/v1/spaces/{space_id}": {
         "parameters": [SPACE],
-        "get": op("One of my spaces", schema=ref("Space"), errors=("401", "404"), tags=["spaces"]),
+        "get": op("One of my spaces", schema=ref("Space"), path_params=True, tags=["spaces"]),
         "patch": op("Change a space (owner or editor)", schema=ref("Space"), body="SpaceInput",
-                    errors=("401", "403", "404"), tags=["spaces"]),
+                    path_params=True, tags=["spaces"]),
         "delete": op("Delete a space (owner; not while a session runs)", 204,
-                     errors=("401", "403", "404", "409"), tags=["spaces"]),
+                     errors=("409",), path_params=True, tags=["spaces"]),
     },
     "/api/v1/spaces/{space_id}/access": {
         "parameters": [SPACE],
         "get": op("My access decision, why, and what is missing; owners see every member's",
-                  schema=ref("Access"), errors=("401", "404"), tags=["spaces"]),
+                  schema=ref("Access"), path_params=True, tags=["spaces"]),
     },
     "/api/v1/spaces/{space_id}/collaborators": {
         "parameters": [SPACE],
         "get": op("The members and their roles", schema=obj(items=arr(ref("Collaborator"))),
-                  errors=("401", "404"), tags=["collaborators"]),
+                  path_params=True, tags=["collaborators"]),
         "post": op("Invite a user I may see (owner)", 201, ref("Collaborator"), "CollaboratorInput",
-                   errors=("401", "403", "404", "409"), tags=["collaborators"]),
+                   errors=("409",), path_params=True, tags=["collaborators"]),
     },
     "/api/v1/spaces/{space_id}/collaborators/{user}": {
         "parameters": [SPACE, USER],
         "patch": op("Change a member's role (owner)", schema=ref("Collaborator"), body="RoleInput",
-                    errors=("401", "403", "404", "409"), tags=["collaborators"]),
-        "delete": op("Remove a member (owner), or leave", 204, errors=("401", "403", "404", "409"),
+                    errors=("409",), path_params=True, tags=["collaborators"]),
+        "delete": op("Remove a member (owner), or leave", 204, errors=("409",), path_params=True,
                      tags=["collaborators"]),
     },
     "/api/v1/users": {
         "get": op("Users I may see and invite", schema=page_of("User"),
-                  params=(*PAGING, query("q", "part of a name")), errors=("401", "422"), tags=["users"]),
+                  params=(*PAGING, query("q", "part of a name")), tags=["users"]),
     },
     "/api/v1/catalog/products": {
         "get": op("Products with their assets and my subscription to each", schema=page_of("Product"),
-                  params=(*PAGING, query("q", "part of a name or description")), errors=("401", "422"),
-                  tags=["catalog"]),
+                  params=(*PAGING, query("q", "part of a name or description")), tags=["catalog"]),
     },
     "/api/v1/catalog/products/{product_id}": {
         "parameters": [path_param("product_id", "the product's id")],
-        "get": op("One product", schema=ref("Product"), errors=("401", "404"), tags=["catalog"]),
+        "get": op("One product", schema=ref("Product"), path_params=True, tags=["catalog"]),
     },
     "/api/v1/catalog/assets/{asset_id}": {
         "parameters": [ASSET],
-        "get": op("One asset (derived ones too)", schema=ref("Asset"), errors=("401", "404"), tags=["catalog"]),
+        "get": op("One asset (derived ones too)", schema=ref("Asset"), path_params=True, tags=["catalog"]),
     },
     "/api/v1/subscriptions": {
         "get": op("My subscriptions; admins: ?user=<name> or ?user=*", schema=page_of("Subscription"),
                   params=(*PAGING, query("user", "admins: whose (* for everyone)"),
                           query("status", "requested, active or revoked")),
-                  errors=("401", "403", "422"), tags=["subscriptions"]),
-        "post": op("Request a subscription; admins grant directly by naming user", 201, ref("Subscription"),
-                   "SubscriptionInput", errors=("401", "403", "409"), tags=["subscriptions"]),
+                  tags=["subscriptions"]),
+        "post": op("Request a subscription; admins grant directly by naming user", (200, 201), ref("Subscription"),
+                   "SubscriptionInput", errors=("409",), tags=["subscriptions"]),
     },
     "/api/v1/subscriptions/{subscription_id}": {
         "parameters": [path_param("subscription_id", "the subscription's id")],
         "get": op("One of my subscriptions (admins: any)", schema=ref("Subscription"),
-                  errors=("401", "404"), tags=["subscriptions"]),
+                  path_params=True, tags=["subscriptions"]),
         "patch": op("Grant, revoke, change level or expiry (admins)", schema=ref("Subscription"),
-                    body="SubscriptionUpdate", errors=("401", "403", "404"), tags=["subscriptions"]),
-        "delete": op("Withdraw my pending request", 204, errors=("401", "404", "409"), tags=["subscriptions"]),
+                    body="SubscriptionUpdate", path_params=True, tags=["subscriptions"]),
+        "delete": op("Withdraw my pending request", 204, errors=("409",), path_params=True,
+                     tags=["subscriptions"]),
     },
     "/api/v1/audit": {
         "get": op("The audit log, newest first (admins)", schema=page_of("AuditEvent"),
                   params=(*PAGING, query("actor", "who"), query("action", "exact, or a prefix ending in '.'"),
                           query("outcome", "ok or refused"), query("target_type", "e.g. space"),
                           query("target_id", "the target's id")),
-                  errors=("401", "403", "422"), tags=["audit"]),
+                  tags=["audit"]),
     },
     # sessions
     "/api/v1/spaces/{space_id}/activate": {
         "parameters": [SPACE],
-        "post": op("Start my session of the space (409 while another space is active)", 202,
-                   ref("SessionStatus"), errors=("401", "403", "404", "409"),
+        "post": op("Start my session of the space: 202 while it starts (follow progress_url), "
+                   "200 when it is already running; 403 locked, 409 while another space is active",
+                   (200, 202), ref("SessionStatus"), errors=("409", "502", "503"), path_params=True,
                    params=(query("switch", "true: suspend the active space first"),), tags=["sessions"]),
     },
     "/api/v1/spaces/{space_id}/suspend": {
         "parameters": [SPACE],
-        "post": op("Stop my session (files are kept)", 202, ref("SessionStatus"), errors=("401", "404"),
+        "post": op("Stop my session (files are kept): 202 while it stops, 200 when it is stopped",
+                   (200, 202), ref("SessionStatus"), errors=("502", "503"), path_params=True,
                    tags=["sessions"]),
     },
     "/api/v1/spaces/{space_id}/status": {
         "parameters": [SPACE],
-        "get": op("My session's state", schema=ref("SessionStatus"), errors=("401", "404"), tags=["sessions"]),
+        "get": op("My session's state", schema=ref("SessionStatus"), errors=("502", "503"),
+                  path_params=True, tags=["sessions"]),
     },
     "/api/v1/spaces/{space_id}/progress": {
         "parameters": [SPACE],
-        "get": op("Start-up progress as server-sent events", schema=STR, content_type="text/event-stream",
-                  errors=("401", "404"), tags=["sessions"]),
+        "get": op("Start-up progress as server-sent events: each event's data is a ProgressEvent "
+                  "(JSON); the last one has ready or failed set",
+                  schema=SSE_EVENT, content_type="text/event-stream",
+                  errors=("502", "503"), path_params=True, tags=["sessions"]),
     },
     "/api/v1/spaces/{space_id}/tools": {
         "parameters": [SPACE],
         "get": op("Each tool's status in my running session", schema=ref("SessionTools"),
-                  errors=("401", "404"), tags=["sessions"]),
+                  errors=("502", "503"), path_params=True, tags=["sessions"]),
     },
     # publishing and lineage
     "/api/v1/spaces/{space_id}/publish": {
         "parameters": [SPACE],
         "post": op("Publish a table of the space's Publish database as a derived asset (owner, publisher)",
-                   201, ref("Asset"), "PublishInput", errors=("401", "403", "404", "409"), tags=["lineage"]),
+                   201, ref("Asset"), "PublishInput", errors=("409",), path_params=True, tags=["lineage"]),
     },
     "/api/v1/assets/{asset_id}/lineage": {
         "parameters": [ASSET],
         "get": op("The asset's upstream and downstream graph", schema={"type": "object"},
-                  errors=("401", "404"), tags=["lineage"]),
+                  path_params=True, tags=["lineage"]),
     },
     "/api/v1/assets/{asset_id}/lineage.svg": {
         "parameters": [ASSET],
         "get": op("The lineage graph drawn as SVG", schema=STR, content_type="image/svg+xml",
-                  errors=("401", "404"), tags=["lineage"]),
+                  path_params=True, tags=["lineage"]),
     },
 }
 # the lineage URLs are served under the catalog's asset URLs too
@@ -520,10 +574,11 @@ SCHEMAS["EngineFinishInput"] = obj(
     returncode=nullable(INT),
 )
 
-SCHEMAS["CollaboratorInput"] = obj(("user", "role"), user=STR,
-                                   role={"type": "string", "enum": ["editor", "viewer", "publisher"]})
-SCHEMAS["RoleInput"] = obj(("role",), role={"type": "string", "enum": ["editor", "viewer", "publisher"]})
-SCHEMAS["PublishInput"] = obj(("table", "name"), table=STR, name=STR, description=STR)
+SCHEMAS["CollaboratorInput"] = closed(("user", "role"), user={**TEXT, "maxLength": 255},
+                                      role={"type": "string", "enum": ["editor", "viewer", "publisher"]})
+SCHEMAS["RoleInput"] = closed(("role",), role={"type": "string", "enum": ["editor", "viewer", "publisher"]})
+SCHEMAS["PublishInput"] = closed(("table", "name"), table=TEXT, name=TEXT,
+                                 description={**STR, "maxLength": 2000})
 
 
 def document(prefix: str = "/services/spaces/") -> dict:

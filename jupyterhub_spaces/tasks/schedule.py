@@ -9,6 +9,8 @@ from zoneinfo import available_timezones
 
 from croniter import croniter
 
+from ..service.inputs import text_problem
+
 #: Airflow's named schedules, which are cron expressions too
 PRESETS = {"@hourly", "@daily", "@weekly", "@monthly", "@yearly"}
 _PARAM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
@@ -46,8 +48,12 @@ def check_parameters(value: dict) -> str | None:
     for name, v in value.items():
         if not _PARAM_NAME.match(name):
             return f"parameter name {name!r} must be a Python identifier"
-        if not isinstance(v, (str, int, float, bool)) or (isinstance(v, str) and len(v) > 10000):
-            return f"parameter {name!r} must be a string (at most 10000 characters), number or true/false"
+        if not isinstance(v, (str, int, float, bool)):
+            return f"parameter {name!r} must be a string, number or true/false"
+        if isinstance(v, str):
+            problem = text_problem(v, multiline=True, allow_empty=True, max_length=10000)
+            if problem:
+                return f"parameter {name!r}: {problem}"
     return None
 
 

@@ -241,7 +241,7 @@ def test_bad_bodies(hub, catalog, store, db_dump, via):
         ({"display_name": "x", "tools": ["emacs"]}, 422, "unknown tool", {"tools"}),
         ({"display_name": "x", "profile": "huge"}, 422, "unknown machine profile", {"profile"}),
         ({"display_name": "x", "colour": "red"}, 422, "unknown field", {"colour"}),
-        ({"display_name": "  "}, 422, "give the space a name", {"display_name"}),
+        ({"display_name": "  "}, 422, "no visible character", {"display_name"}),
         ({"display_name": "x", "products": [424242]}, 422, "no product with id 424242", {"products"}),
         ({"display_name": "x", "assets": [1, 1]}, 422, "more than once", {"assets"}),
         ({"display_name": "x", "slug": "Bad Slug"}, 422, "slug", {"slug"}),
@@ -425,3 +425,171 @@ def test_openapi_document_needs_no_login(hub):
 
     r = requests.get(hub.url + API + "openapi.json", timeout=10)
     assert r.status_code == 200 and r.json()["openapi"].startswith("3.")
+
+
+# ---------------------------------------------------------------------------
+# hostile input: always a JSON 4xx that says what was wrong, never a 500, nothing changed
+
+DEEP = b'{"display_name": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+HUGE = 2**64
+
+
+def hostile_requests(catalog) -> list[tuple[str, str, object]]:
+    """(method, path, body) of requests that crashed the service before."""
+    sid = catalog.space("retail-forecasting")
+    weather = catalog.product("weather")
+    return [
+        ("GET", f"spaces/{HUGE}", None),
+        ("GET", f"spaces/{HUGE}/access", None),
+        ("GET", f"catalog/products/{HUGE}", None),
+        ("GET", f"catalog/assets/{-HUGE}", None),
+        ("GET", f"subscriptions/{HUGE}", None),
+        ("GET", f"assets/{HUGE}/lineage", None),
+        ("POST", f"spaces/{HUGE}/activate", None),
+        ("GET", f"spaces/{HUGE}/status", None),
+        ("GET", "spaces?offset=1.25e32", None),
+        ("GET", f"spaces?offset={HUGE}", None),
+        ("GET", f"catalog/products?offset={10**40}&limit=5", None),
+        ("GET", f"users?offset={HUGE}", None),
+        ("GET", f"subscriptions?offset={HUGE}", None),
+        ("GET", "users?q=a%00b", None),
+        ("POST", "spaces", {"display_name": "x", "products": [HUGE]}),
+        ("POST", "spaces", {"display_name": "x", "workers": HUGE}),
+        ("POST", "spaces", {"display_name": "x", "assets": [-HUGE]}),
+        ("POST", "subscriptions", {"product_id": HUGE, "level": "full"}),
+        ("POST", "subscriptions", {"asset_id": 1e300, "level": "full"}),
+        ("POST", "spaces", DEEP),
+        ("POST", "spaces", b'{"display_name": "a\\ud800b"}'),
+        ("POST", "spaces", b'{"display_name": "ok", "\\udfff": 1}'),
+        ("PATCH", f"spaces/{sid}", {"description": "a\u0000b"}),
+        ("POST", f"spaces/{sid}/collaborators", {"user": "a\u0000b", "role": "viewer"}),
+        ("POST", f"spaces/{sid}/publish", {"table": "forecast", "name": "a\u0000b"}),
+        ("POST", f"spaces/{sid}/publish", {"table": "a\u0000b", "name": "ok"}),
+        ("POST", "subscriptions", {"product_id": weather, "level": "full\u0000"}),
+        ("DELETE", f"spaces/{sid}/collaborators/a%00b", None),
+    ]
+
+
+def send(client, method, path, body):
+    if isinstance(body, bytes):
+        return client.request(method, API + path, data=body, headers={"Content-Type": "application/json"})
+    return client.request(method, API + path, json=body)
+
+
+def test_hostile_input_gets_a_json_4xx_and_changes_nothing(hub, catalog, db_dump):
+    alice = hub.token_session("alice")
+    before = db_dump(ignore=("audit_events",))
+    answers = {}
+    for method, path, body in hostile_requests(catalog):
+        r = send(alice, method, path, body)
+        answers[f"{method} {path[:60]}"] = r.status_code
+        assert 400 <= r.status_code < 500, (method, path[:80], r.status_code, r.text[:300])
+        conforms(api_json(r), "Error")
+    assert db_dump(ignore=("audit_events",)) == before, answers
+
+
+@pytest.mark.parametrize("name", [
+    "a\u0000b", "a\u0007b", "\ufeff", "\u200b\u200b", "   ", "\u00a0", "\u2060\ufeff", "tab\there",
+])
+def test_every_string_field_refuses_invisible_and_control_text(hub, catalog, db_dump, name):
+    alice, admin = hub.token_session("alice"), hub.token_session("admin")
+    sid = catalog.space("retail-forecasting")
+    before = db_dump(ignore=("audit_events",))
+    cases = [
+        (alice, "POST", "spaces", {"display_name": name}, "display_name"),
+        (alice, "PATCH", f"spaces/{sid}", {"display_name": name}, "display_name"),
+        (alice, "PATCH", f"spaces/{sid}", {"profile": name}, "profile"),
+        (alice, "POST", "spaces", {"display_name": "ok", "tools": [name]}, "tools"),
+        (alice, "POST", f"spaces/{sid}/collaborators", {"user": name, "role": "viewer"}, "user"),
+        (alice, "POST", f"spaces/{sid}/publish", {"table": "forecast", "name": name}, "name"),
+        (admin, "POST", "subscriptions", {"product_id": catalog.product("weather"), "level": "full",
+                                          "user": name}, "user"),
+    ]
+    for client, method, path, body, field in cases:
+        got = assert_error(send(client, method, path, body), 422)
+        assert field in got["fields"], (path, body, got)
+    assert db_dump(ignore=("audit_events",)) == before
+
+
+def test_a_description_may_have_lines_but_no_control_characters(hub, catalog):
+    alice = hub.token_session("alice")
+    sid = catalog.space("store-footprint")
+    r = alice.patch(f"{API}spaces/{sid}", json={"description": "first line\nsecond\tline"})
+    assert r.status_code == 200 and api_json(r)["description"] == "first line\nsecond\tline"
+    assert alice.patch(f"{API}spaces/{sid}", json={"description": ""}).status_code == 200
+    assert_error(alice.patch(f"{API}spaces/{sid}", json={"description": "nul\u0000"}), 422)
+    assert_error(alice.patch(f"{API}spaces/{sid}", json={"description": "\u200b"}), 422)
+
+
+def test_permission_is_checked_before_the_fields(hub, catalog, db_dump):
+    carol, bob = hub.token_session("carol"), hub.token_session("bob")
+    weather = catalog.product("weather")
+    sid = catalog.space("retail-forecasting")
+    before = db_dump(ignore=("audit_events",))
+    # a non-admin naming an expiry is refused as a non-admin, whatever the expiry says
+    for expiry in ("0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "next tuesday", 5):
+        assert_error(carol.post(API + "subscriptions", json={"product_id": weather, "level": "full",
+                                                             "expires_at": expiry}), 403, "only spaces admins")
+    with hub.token_session("admin") as admin:
+        mine = api_json(admin.get(API + "subscriptions?user=carol"))["items"][0]["id"]
+    assert_error(carol.patch(f"{API}subscriptions/{mine}", json={"expires_at": "0001-01-01T00:00:00+01:00"}), 403)
+    # a viewer changing a space with a bad body learns that viewers may not edit
+    assert_error(bob.delete(f"{API}spaces/{sid}/collaborators/carol"), 403)
+    assert_error(hub.token_session("carol").patch(f"{API}spaces/{sid}", json={"workers": "lots", "x": 1}), 403)
+    assert db_dump(ignore=("audit_events",)) == before
+
+
+def test_an_admin_gets_a_422_for_an_expiry_out_of_range(hub, catalog):
+    admin = hub.token_session("admin")
+    weather = catalog.product("weather")
+    for expiry in ("0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"):
+        got = assert_error(admin.post(API + "subscriptions", json={"product_id": weather, "level": "full",
+                                                                   "user": "carol", "expires_at": expiry}), 422)
+        assert set(got["fields"]) == {"expires_at"}
+
+
+def test_error_bodies_stay_small(hub, catalog):
+    alice = hub.token_session("alice")
+    body = {f"k{i}": i for i in range(50_000)}  # about 650 KB
+    r = alice.post(API + "spaces", json=body)
+    got = assert_error(r, 422)
+    assert len(r.content) < 5_000, len(r.content)
+    assert len(got["fields"]) <= 10 and "more" in got["message"]
+    r = alice.post(API + "spaces", json={"display_name": "ok", "k" * 200_000: 1})
+    assert len(r.content) < 2_000 and assert_error(r, 422)  # the key is quoted, cut short
+    r = alice.post(API + "spaces", json={"display_name": "ok", "k" * 2_000_000: 1})
+    assert_error(r, 413)  # larger than the service reads
+    r = alice.get(f"{API}spaces/{'9' * 5000}")
+    assert_error(r, 404) and len(r.content) < 1_000
+
+
+# ---------------------------------------------------------------------------
+# existence: a space you are not a member of answers exactly like no space at all
+
+SPACE_ROUTES = [
+    ("GET", ""), ("PATCH", ""), ("DELETE", ""), ("GET", "/access"), ("GET", "/collaborators"),
+    ("POST", "/collaborators"), ("PATCH", "/collaborators/alice"), ("DELETE", "/collaborators/alice"),
+    ("POST", "/activate"), ("POST", "/suspend"), ("GET", "/status"), ("GET", "/progress"),
+    ("GET", "/tools"), ("POST", "/publish"),
+]
+
+
+def body_for(method: str, route: str):
+    if method not in ("POST", "PATCH"):
+        return None
+    return {"/collaborators": {"user": "dave", "role": "viewer"}, "/collaborators/alice": {"role": "viewer"},
+            "/publish": {"table": "t", "name": "n"}, "": {"description": "x"}}.get(route)
+
+
+@pytest.mark.parametrize("method, route", SPACE_ROUTES)
+def test_a_stranger_gets_exactly_the_missing_answer_on_every_route(hub, catalog, db_dump, method, route):
+    dave = hub.token_session("dave")
+    hidden, missing = catalog.space("retail-forecasting"), 987654
+    before = db_dump(ignore=("audit_events",))
+    answers = []
+    for sid in (hidden, missing):
+        r = dave.request(method, f"{API}spaces/{sid}{route}", json=body_for(method, route))
+        body = assert_error(r, 404)
+        answers.append((r.status_code, body["message"].replace(str(sid), "N"), body.get("fields")))
+    assert answers[0] == answers[1]
+    assert db_dump(ignore=("audit_events",)) == before

@@ -28,7 +28,7 @@ from tornado.iostream import StreamClosedError
 from ... import orm, policy
 from ...hubapi import HubAPI, HubUnavailable, server_phase
 from ...store import audit, decide, space_query, user_by_name
-from ..base import APIError, APIHandler
+from ..base import APIError, APIHandler, no_space
 
 TOOL_STATES = ("waiting", "ready", "unavailable")
 
@@ -58,13 +58,13 @@ class ActivationBase(APIHandler):
         with self.store.transaction() as db:
             space = db.scalar(space_query().where(orm.Space.id == space_id))
             if space is None:
-                raise APIError(404, f"no space with id {space_id}")
+                raise no_space(space_id)
             decision = decide(
                 db, [self.user_name], space, lineage_enforced=self.spaces_settings.lineage_enforced
             )[self.user_name]
             info = SpaceInfo(space.id, space.slug, space.display_name, list(space.tools or []), decision)
         if decision.mode == policy.Mode.not_member:
-            raise APIError(404, f"no space with id {space_id} among your spaces: ask its owner to add you")
+            raise no_space(space_id)
         if need == "activate" and decision.mode == policy.Mode.locked:
             raise APIError(
                 403,
@@ -250,8 +250,9 @@ class ProgressHandler(ActivationBase):
             r = await self.hub.stream_progress(self.user_name, info.slug, relay)
         except HubUnavailable as e:
             raise APIError(503, f"{e}: try again when the hub is back")
-        if r.status == 400 and not closed:
-            # the hub has no spawn to follow (not started, or it just finished): answer
+        if r.status in (400, 404) and not closed:
+            # the hub has no spawn to follow (never started, not started now, or it just
+            # finished): answer
             # with one final event from the session's state, so a client always gets
             # a stream that ends ready or failed
             status = self.status_of(info, await self.hub_model())

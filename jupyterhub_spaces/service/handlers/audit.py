@@ -22,10 +22,10 @@ class AuditHandler(APIHandler):
         self.require_admin("audit.read", "read the audit log")
         query = select(orm.AuditEvent).order_by(orm.AuditEvent.id.desc())
         for name in ("actor", "outcome", "target_type", "target_id"):
-            value = self.get_argument(name, None)
+            value = self.text_argument(name)
             if value is not None:
                 query = query.where(getattr(orm.AuditEvent, name) == value)
-        action = self.get_argument("action", None)
+        action = self.text_argument("action")
         if action:
             if action.endswith("."):
                 query = query.where(orm.AuditEvent.action.startswith(action, autoescape=True))

@@ -54,7 +54,7 @@ class ProductsHandler(CatalogHandler):
             )
             .order_by(orm.Product.name)
         )
-        q = self.get_argument("q", "").strip()
+        q = self.text_argument("q") or ""
         if q:
             query = query.where(
                 or_(orm.Product.name.ilike(_like(q), escape="\\"),

@@ -20,22 +20,21 @@ from ... import orm, policy
 from ...store import space_spec
 from ...tasks import codeasset
 from ...tasks.config import SpacesTasks
-from ..base import APIError, APIHandler, Field, check_fields
+from ..base import APIError, APIHandler, Field
+from ..inputs import InputError, parse_json_object, quote, text_problem
 
 MAX_NAME = 200
 #: the most an upload is read (and thrown away) to answer it; beyond, the connection closes
 DRAIN_LIMIT = 1024 * 1024 * 1024
 
 
-def _check_name(value: str) -> str | None:
-    if not value.strip() or len(value) > MAX_NAME or any(ord(ch) < 32 for ch in value):
-        return f"1-{MAX_NAME} printable characters"
-    return None
-
-
 def _check_files(value: dict) -> str | None:
-    if not all(isinstance(v, str) for v in value.values()):
-        return "each file's content must be a string (the file's text)"
+    for path, text in value.items():
+        problem = text_problem(path, max_length=500)
+        if problem:
+            return f"file path {quote(path)}: {problem}"
+        if not isinstance(text, str):
+            return "each file's content must be a string (the file's text)"
     return None
 
 
@@ -169,15 +168,20 @@ class CodeAssetsHandler(TasksConfigMixin, APIHandler):
                 f"the upload is {self._received} bytes: a Code Asset holds at most "
                 f"{self.tasks_config.max_code_asset_bytes} bytes of files; save a smaller folder",
             )
-        self.request.body = b"".join(self._chunks)
+        try:
+            raw = parse_json_object(b"".join(self._chunks), max_bytes=self.max_body)
+        except InputError as e:
+            raise APIError(e.status, e.message, e.fields)
         body = self.body_fields(
             {
-                "name": Field(str, required=True, check=_check_name, describe="the Code Asset's name"),
-                "message": Field(str, describe="what changed in this version"),
-                "entry": Field(str, describe="the notebook or script a Task runs"),
+                "name": Field(str, required=True, describe="the Code Asset's name"),
+                "message": Field(str, multiline=True, allow_empty=True, max_length=2000,
+                                 describe="what changed in this version"),
+                "entry": Field(str, max_length=500, describe="the notebook or script a Task runs"),
                 "files": Field(dict, check=_check_files, describe="an object {path: file text}"),
-                "path": Field(str, describe="a file or folder of your space home"),
-            }
+                "path": Field(str, max_length=500, describe="a file or folder of your space home"),
+            },
+            body=raw,
         )
         if ("files" in body) == ("path" in body):
             raise APIError(422, "give either files (uploaded) or path (in your space home), not both or neither",
@@ -244,7 +248,8 @@ class CodeAssetRestoreHandler(TasksConfigMixin, APIHandler):
     async def post(self, raw_id, number):
         # owners and editors
         body = self.get_json_body() if self.request.body.strip() else {}
-        check = check_fields(body, {"into": Field(str, describe="a folder of your space home")})
+        check = self.body_fields(
+            {"into": Field(str, max_length=500, allow_empty=True, describe="a folder of your space home")}, body=body)
         asset, space = self.code_asset_for(raw_id, "edit")
         version = self.version_of(asset, number)
         home = self.space_home(space)

@@ -20,6 +20,7 @@ from ... import orm, policy
 from ...policy.rights import narrows
 from ...tasks.runs import pause_owned_tasks
 from ..base import APIError, APIHandler, Field
+from ..inputs import shown
 from ..models import collaborator_model
 from .users import visible_user
 
@@ -49,8 +50,8 @@ class CollaboratorsHandler(APIHandler):
 
     async def post(self, space_id):
         # owner only
-        values = self.body_fields({"user": Field(str, required=True), "role": ROLE})
         space, _ = self.space_for(space_id, "manage_collaborators", lock=True)
+        values = self.body_fields({"user": Field(str, required=True, max_length=255), "role": ROLE})
         me = self.current_db_user()
         name = values["user"]
         refusal = {"action": "collaborator.add", "target_type": "space", "target_id": space.id,
@@ -87,7 +88,7 @@ class CollaboratorHandler(APIHandler):
     def _target(self, space: orm.Space, name: str, action: str) -> orm.Collaborator:
         member = _member(space, name)
         if member is None:
-            raise APIError(404, f"{name} is not a member of space '{space.slug}'")
+            raise APIError(404, f"{shown(name)} is not a member of space '{space.slug}'")
         if member.role == policy.Role.owner.value:
             raise APIError(
                 409,
@@ -98,8 +99,8 @@ class CollaboratorHandler(APIHandler):
 
     async def patch(self, space_id, name):
         # owner only
-        values = self.body_fields({"role": ROLE})
         space, _ = self.space_for(space_id, "manage_collaborators", lock=True)
+        values = self.body_fields({"role": ROLE})
         member = self._target(space, name, "collaborator.update")
         old = member.role
         if old != values["role"]:

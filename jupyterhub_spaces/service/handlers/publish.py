@@ -22,7 +22,7 @@ from ...databases.lineage import lineage
 from ...databases.lineage_svg import render
 from ...databases.publish import PublishError, publish
 from ...store import decide, space_query
-from ..base import APIError, APIHandler, Field
+from ..base import APIError, APIHandler, Field, no_space, not_found
 
 _backends: dict = {}
 
@@ -47,21 +47,14 @@ class PublishHandler(APIHandler):
         # members with the publish permission whose access is not locked
         user = self.current_db_user()
         space_id = self.id_argument(raw_id, "space")
-        body = self.body_fields(
-            {
-                "table": Field(str, required=True, describe="the name of a table in the Publish database"),
-                "name": Field(str, required=True, describe="the derived asset's name"),
-                "description": Field(str),
-            }
-        )
         space = self.db.scalar(space_query().where(orm.Space.id == space_id))
         if space is None:
-            raise APIError(404, f"no space with id {space_id}")
+            raise no_space(space_id)
         decision = decide(
             self.db, [user.name], space, lineage_enforced=self.spaces_settings.lineage_enforced
         )[user.name]
         if decision.mode == policy.Mode.not_member:
-            raise APIError(404, f"no space with id {space_id} among your spaces")
+            raise no_space(space_id)
         audit = {"action": "asset.publish", "target_type": "space", "target_id": space_id}
         if not policy.allowed(decision.role, "publish"):
             raise APIError(
@@ -72,6 +65,14 @@ class PublishHandler(APIHandler):
             )
         if not decision.can_activate:
             raise APIError(403, f"space {space.slug} is {decision.reason}", audit=audit)
+        # the body is looked at once the caller may publish at all
+        body = self.body_fields(
+            {
+                "table": Field(str, required=True, describe="the name of a table in the Publish database"),
+                "name": Field(str, required=True, describe="the derived asset's name"),
+                "description": Field(str, multiline=True, allow_empty=True, max_length=2000),
+            }
+        )
         config = SpaceDatabases(config=self.spaces_settings.config)
         try:
             asset = publish(
@@ -111,7 +112,7 @@ class LineageBase(APIHandler):
         asset_id = self.id_argument(raw_id, "asset")
         graph = lineage(self.db, asset_id)
         if graph is None:
-            raise APIError(404, f"no asset with id {asset_id}")
+            raise not_found("asset", asset_id)
         return graph
 
 

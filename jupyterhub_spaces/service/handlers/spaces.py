@@ -18,15 +18,10 @@ from ... import store as store_mod
 from ..base import APIError, APIHandler, Field
 from ..models import decision_model, space_model
 from ..queries import decide_all, member_spaces_page, required_keys, space_views, subscriptions_to
+from ...policy.spec import MAX_DISPLAY_NAME
 from ...utils import utcnow
 
 MAX_DESCRIPTION = 2000
-
-
-def _check_description(value: str) -> str | None:
-    if len(value) > MAX_DESCRIPTION:
-        return f"at most {MAX_DESCRIPTION} characters"
-    return None
 
 
 def _check_slug(value: str) -> str | None:
@@ -45,17 +40,17 @@ def _no_duplicates(value: list) -> str | None:
 
 
 SPEC_FIELDS = {
-    "display_name": Field(str, describe="a non-empty string"),
-    "description": Field(str, check=_check_description),
+    "display_name": Field(str, describe="a non-empty string", max_length=MAX_DISPLAY_NAME),
+    "description": Field(str, multiline=True, allow_empty=True, max_length=MAX_DESCRIPTION),
     "tools": Field(list, item=str, check=_no_duplicates),
     "profile": Field(str),
     "workers": Field(int),
-    "products": Field(list, item=int, check=_no_duplicates, describe="a list of product ids"),
-    "assets": Field(list, item=int, check=_no_duplicates, describe="a list of asset ids"),
+    "products": Field(list, item=int, minimum=1, check=_no_duplicates, describe="a list of product ids"),
+    "assets": Field(list, item=int, minimum=1, check=_no_duplicates, describe="a list of asset ids"),
 }
 CREATE_FIELDS = {
     **SPEC_FIELDS,
-    "display_name": Field(str, required=True, describe="a non-empty string"),
+    "display_name": Field(str, required=True, describe="a non-empty string", max_length=MAX_DISPLAY_NAME),
     "slug": Field(str, check=_check_slug, describe="a safe slug"),
 }
 
@@ -122,7 +117,7 @@ class SpacesHandler(SpaceAPIHandler):
 
     async def get(self):
         # any user: only the spaces they are a member of
-        role = self.get_argument("role", None)
+        role = self.text_argument("role")
         if role is not None and policy.validate_role(role):
             raise APIError(422, policy.validate_role(role), {"role": policy.validate_role(role)})
         self.write_json(await self.in_thread(lambda: self.my_spaces(role)))
@@ -222,9 +217,9 @@ class SpaceHandler(SpaceAPIHandler):
         self.write_json(await self.in_thread(read))
 
     async def patch(self, space_id):
-        # owner or editor
-        values = self.body_fields({**SPEC_FIELDS, "slug": Field(str)})
+        # owner or editor (who may edit is decided before the body is looked at)
         space, role = self.space_for(space_id, "edit", lock=True)
+        values = self.body_fields({**SPEC_FIELDS, "slug": Field(str)})
         if "slug" in values and values["slug"] != space.slug:
             raise APIError(
                 422, "a space's slug cannot change: it names every member's session",

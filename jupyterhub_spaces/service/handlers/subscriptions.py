@@ -28,6 +28,7 @@ from ..models import subscription_model
 
 LEVELS = ("full", "spaces")
 STATUSES = ("requested", "active", "revoked")
+MIN_YEAR, MAX_YEAR = 1970, 9999
 
 
 def _level(value: str) -> str | None:
@@ -38,16 +39,18 @@ def parse_time(value: str) -> datetime | None:
     """An ISO 8601 time as naive UTC (as stored); None when it does not parse."""
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
-    except ValueError:
+        if parsed.tzinfo is not None:
+            parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
+    except (ValueError, OverflowError):
         return None
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
+    if not MIN_YEAR <= parsed.year <= MAX_YEAR:
+        return None
     return parsed
 
 
 def _time(value: str) -> str | None:
     if parse_time(value) is None:
-        return "an ISO 8601 date and time, e.g. 2030-01-31T00:00:00Z"
+        return f"an ISO 8601 date and time from year {MIN_YEAR} to {MAX_YEAR}, e.g. 2030-01-31T00:00:00Z"
     return None
 
 
@@ -69,7 +72,7 @@ class SubscriptionsHandler(APIHandler):
         # own subscriptions; admins anyone's
         me = self.current_db_user() if not self.is_service else None
         query = _query().order_by(orm.Subscription.id)
-        who = self.get_argument("user", None)
+        who = self.text_argument("user")
         if who is not None and (me is None or who != me.name):
             self.require_admin("subscription.list", "list other users' subscriptions", user=who)
         if who == "*":
@@ -81,7 +84,7 @@ class SubscriptionsHandler(APIHandler):
                 raise APIError(422, "name a user with ?user=<name>, or ?user=* for everyone",
                                {"user": "required for services"})
             query = query.where(orm.Subscription.user_id == me.id)
-        status = self.get_argument("status", None)
+        status = self.text_argument("status")
         if status is not None:
             if status not in STATUSES:
                 raise APIError(422, f"status must be one of {', '.join(STATUSES)}",
@@ -90,10 +93,14 @@ class SubscriptionsHandler(APIHandler):
         self.paginate(query, subscription_model)
 
     async def post(self):
-        # any user requests for themselves; admins may grant to anyone
-        values = self.body_fields({
-            "product_id": Field(int),
-            "asset_id": Field(int),
+        # any user requests for themselves; admins may grant to anyone. The permission
+        # comes first: a non-admin naming a user or an expiry is refused whatever the values
+        body = self.get_json_body()
+        if ("user" in body or "expires_at" in body) and not self.is_admin:
+            self.require_admin("subscription.grant", "grant subscriptions or set their expiry")
+        values = self.body_fields(body=body, fields={
+            "product_id": Field(int, minimum=1),
+            "asset_id": Field(int, minimum=1),
             "level": Field(str, required=True, check=_level, describe=f"one of {', '.join(LEVELS)}"),
             "user": Field(str),
             "expires_at": TIME,
@@ -192,13 +199,14 @@ class SubscriptionHandler(APIHandler):
         self.write_json(subscription_model(self._load(sub_id)))
 
     async def patch(self, sub_id):
-        # admins only
+        # admins only (before the body is looked at)
+        self.require_admin("subscription.update", "grant, revoke or change subscriptions",
+                           target_type="subscription", target_id=str(sub_id)[:100])
         values = self.body_fields({
             "status": Field(str, check=lambda v: None if v in ("active", "revoked") else "active or revoked"),
             "level": Field(str, check=_level, describe=f"one of {', '.join(LEVELS)}"),
             "expires_at": TIME,
         })
-        self.require_admin("subscription.update", "grant, revoke or change subscriptions", target_type="subscription", target_id=sub_id)
         sub = self._load(sub_id, lock=True)
         before = {"status": sub.status, "level": sub.level, "expires_at": sub.expires_at}
         if "status" in values:

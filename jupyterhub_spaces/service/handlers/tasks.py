@@ -33,11 +33,13 @@ from ...databases.publish import PublishError
 from ...tasks import codeasset, runs, schedule
 from ...tasks.engine import EngineError, dag_id
 from ..base import APIError, APIHandler, Field
-from .codeassets import TasksConfigMixin, _check_name
+from .codeassets import TasksConfigMixin
 
 log = logging.getLogger(__name__)
 
 RUN_STATES = ("success", "failed", "cancelled")
+#: the most output the engine sends at once (the operator sends the end, 256 KiB)
+LOG_CHARS = 512 * 1024
 
 
 def _between(lo: int, hi: int):
@@ -48,7 +50,7 @@ def _between(lo: int, hi: int):
 
 
 TASK_FIELDS = {
-    "name": Field(str, check=_check_name, describe="the task's name"),
+    "name": Field(str, describe="the task's name"),
     "code_asset_id": Field(int, describe="the id of a Code Asset of this space"),
     "version": Field(int, describe="a version number of that Code Asset (default: its latest)"),
     "parameters": Field(dict, check=schedule.check_parameters, describe="an object {name: value}"),
@@ -186,7 +188,7 @@ class TasksHandler(TaskBase):
         self.write_json({"items": [task_model(t, last[t.id]) for t in tasks]})
 
     async def post(self, raw_id):
-        fields = {**TASK_FIELDS, "name": Field(str, required=True, check=_check_name, describe="the task's name"),
+        fields = {**TASK_FIELDS, "name": Field(str, required=True, describe="the task's name"),
                   "code_asset_id": Field(int, required=True, describe="the id of a Code Asset of this space"),
                   "paused": Field(bool)}
         values = self.body_fields(fields)
@@ -365,7 +367,7 @@ class EngineRunsHandler(EngineBase):
     async def post(self):
         body = self.body_fields({
             "task_id": Field(int, required=True),
-            "engine_run_id": Field(str, required=True),
+            "engine_run_id": Field(str, required=True, max_length=250),
             "try_number": Field(int),
         })
         task = self.db.get(orm.Task, body["task_id"])
@@ -390,7 +392,8 @@ class EngineRunLogHandler(EngineBase):
     """``/api/v1/engine/runs/{run}/log``: the output so far of a running run."""
 
     async def post(self, raw_run):
-        body = self.body_fields({"log": Field(str, required=True)})
+        body = self.body_fields({"log": Field(str, required=True, multiline=True, allow_empty=True,
+                                              max_length=LOG_CHARS)})
         run = self.db.get(orm.TaskRun, self.id_argument(raw_run, "run"))
         if run is None:
             raise APIError(404, f"no run with id {raw_run}")
@@ -406,7 +409,7 @@ class EngineRunFinishHandler(EngineBase):
     async def post(self, raw_run):
         body = self.body_fields({
             "state": Field(str, required=True, check=lambda v: None if v in RUN_STATES else f"one of {RUN_STATES}"),
-            "log": Field(str),
+            "log": Field(str, multiline=True, allow_empty=True, max_length=LOG_CHARS),
             "returncode": Field(int, nullable=True),
         })
         run = self.db.get(orm.TaskRun, self.id_argument(raw_run, "run"))

@@ -62,7 +62,7 @@ class UsersHandler(APIHandler):
             .where(or_(orm.User.org_id.in_(orgs), orm.User.id == me.id))
             .order_by(orm.User.name)
         )
-        q = self.get_argument("q", "").strip()
+        q = self.text_argument("q") or ""
         if q:
             pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
             query = query.where(

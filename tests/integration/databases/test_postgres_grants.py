@@ -196,7 +196,7 @@ def test_a_new_space_never_inherits_a_deleted_space_data(world):
     data = world.space_data(world.retail)
     world.dbs.prepare(data)
     impostor = type(data)(data.id, "other", data.created_at + timedelta(seconds=1), data.tables)
-    with pytest.raises(ForeignData, match="purge"):
+    with pytest.raises(ForeignData, match="earlier space"):
         world.dbs.prepare(impostor)
 
 
