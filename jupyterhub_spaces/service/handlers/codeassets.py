@@ -136,16 +136,41 @@ class CodeAssetsHandler(TasksConfigMixin, APIHandler):
         # JSON escaping of a notebook's text costs at most about twice its size
         return 2 * self.tasks_config.max_code_asset_bytes + 64 * 1024
 
+    _refused: web.HTTPError | None = None
+
     async def prepare(self):
         self._chunks = []
-        await super().prepare()
-        if self.request.method == "POST":
-            # read an oversized upload to its end (keeping none of it) so the caller,
-            # and the proxy in between, get the JSON 413 instead of a cut connection
-            self.request.connection.set_max_body_size(DRAIN_LIMIT)
+        try:
+            await super().prepare()
+        except web.HTTPError as e:
+            # answered once the body is read: an answer before it would cut the
+            # connection, and the caller (through the proxy) would see no JSON at all
+            self._refused = e
+        # read an oversized upload to its end too (keeping none of it), for the same
+        # reason: the caller gets the JSON 413
+        self.request.connection.set_max_body_size(DRAIN_LIMIT)
+
+    def _answer_refusal(self) -> None:
+        if self._refused is not None:
+            raise self._refused
+
+    async def _execute(self, transforms, *args, **kwargs):
+        # tornado answers a method it does not know (405) before it reads the body;
+        # here the body is read first, like every other answer of this handler
+        method = self.request.method
+        if method not in self.SUPPORTED_METHODS and method.isalpha() and method.isupper():
+            self.SUPPORTED_METHODS = (*type(self).SUPPORTED_METHODS, method)
+            setattr(self, method.lower(), self._not_allowed)
+        return await super()._execute(transforms, *args, **kwargs)
+
+    async def _not_allowed(self, *args):
+        self._answer_refusal()
+        raise web.HTTPError(405)
 
     def data_received(self, chunk: bytes):
         self._received += len(chunk)
+        if self._refused is not None:
+            return
         if self._received > self.max_body:
             self._too_large = True
             self._chunks = []
@@ -154,6 +179,7 @@ class CodeAssetsHandler(TasksConfigMixin, APIHandler):
 
     async def get(self, raw_id):
         # any member
+        self._answer_refusal()
         space, _ = self.space_for(raw_id, "read")
         rows = self.db.scalars(
             select(orm.CodeAsset).where(orm.CodeAsset.space_id == space.id).order_by(orm.CodeAsset.id)
@@ -162,6 +188,7 @@ class CodeAssetsHandler(TasksConfigMixin, APIHandler):
 
     async def post(self, raw_id):
         # owners and editors
+        self._answer_refusal()
         if self._too_large:
             raise APIError(
                 413,
