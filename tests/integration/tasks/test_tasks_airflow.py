@@ -55,7 +55,8 @@ def wait_for(check, timeout=240, every=2.0, what="condition"):
 def counts(store) -> dict:
     with store.transaction() as db:
         return {t.__tablename__: db.scalar(select(func.count()).select_from(t))
-                for t in (orm.Task, orm.CodeAsset, orm.CodeAssetVersion, orm.CodeBlob, orm.TaskRun)}
+                # runs are left out: the every-minute task keeps adding them meanwhile
+                for t in (orm.Task, orm.CodeAsset, orm.CodeAssetVersion, orm.CodeBlob)}
 
 
 @pytest.fixture(scope="module")
