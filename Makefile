@@ -22,7 +22,7 @@ REGISTRY ?=
 TAG ?=
 RSTUDIO_DEB_URL ?=
 PLATFORM ?=
-.PHONY: help demo test setup-demo setup-test docs images
+.PHONY: help demo test setup-demo setup-test docs images demo-needs-root
 
 help: ## show this help
 	@echo "jupyterhub-spaces"
@@ -34,8 +34,16 @@ setup-demo: ## install what the demo needs (.venv, node_modules, ...)
 setup-test: ## install what the tests need (adds PostgreSQL, test tools)
 	@scripts/setup.sh test
 
-demo: setup-demo ## run the embedded demo on http://127.0.0.1:8000 (Ctrl-C stops it)
-	@mkdir -p $(VAR)
+demo-needs-root:
+	@if [ "$$(id -u)" != 0 ]; then \
+		echo "make demo needs root: it installs bubblewrap, and each user's sessions run" \
+			"as their own Unix account (created on first use) in a bubblewrap sandbox." \
+			"Run: sudo make demo" >&2; \
+		exit 1; \
+	fi
+
+demo: demo-needs-root setup-demo ## run the embedded demo on http://127.0.0.1:8000 (Ctrl-C stops it)
+	@mkdir -p -m 0700 $(VAR)
 	@echo "Starting JupyterHub on http://127.0.0.1:8000 (state in $(VAR); the demo password is printed below)"
 	cd $(VAR) && PATH="$(VENV)/bin:$$PATH" $(VENV)/bin/jupyterhub -f $(ROOT)/hub_config/jupyterhub_config.py
 

@@ -5,7 +5,8 @@ In one run, two real hubs (each with configurable-http-proxy and the spaces serv
 (a) a bare JupyterHub named-server spawn with ``SimpleLocalProcessSpawner`` running the
     same single-user command, started through the hub's REST API;
 (b) a space activation through the spaces service (policy check, hub API, the
-    LocalSpaceSpawner's own checks, data mounted read-only in a mount namespace),
+    LocalSpaceSpawner's own checks, the session in a bubblewrap sandbox as the user's own
+    account with its data read-only),
 
 alternating a and b, ``--rounds`` times each (default 10). Each time counts from the
 request until the hub reports the server ready (JupyterLab answering behind the

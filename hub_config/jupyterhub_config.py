@@ -15,7 +15,7 @@ import os
 import sys
 from pathlib import Path
 
-from jupyterhub_spaces.demo import ADMIN_USERS
+from jupyterhub_spaces.demo import ADMIN_USERS, private_state
 from jupyterhub_spaces.hub_gate import space_server_gate
 from jupyterhub_spaces.hub_roles import ADMIN_SCOPE, CUSTOM_SCOPES, SERVICE, service_role
 from jupyterhub_spaces.tasks.engine import AirflowSite, airflow_services, engine_role
@@ -29,6 +29,11 @@ BIN = Path(sys.executable).parent
 SPACES_CONFIG = HERE / "spaces_config.py"
 
 load_subconfig(str(SPACES_CONFIG))  # noqa: F821
+
+# -- the hub's state is its own: what it (and the managed service) writes is 0600,
+# and var/ is 0700 with the files of earlier runs made private
+os.umask(0o077)
+private_state(str(VAR))
 
 # -- the hub and its proxy
 c.JupyterHub.bind_url = "http://127.0.0.1:8000"
@@ -66,6 +71,8 @@ c.JupyterHub.default_url = f"/services/{SERVICE}/"
 c.Spawner.cmd = [str(BIN / "jupyterhub-singleuser")]
 c.Spawner.start_timeout = 120
 c.LocalSpaceSpawner.home_dir_template = str(VAR / "spaces-home" / "{username}" / "{space}")
+# each hub user's sessions run as the account spaces-<user>, in a bubblewrap sandbox
+c.LocalSpaceSpawner.account_name_template = "spaces-{username}"
 
 # -- permissions
 c.JupyterHub.custom_scopes = dict(CUSTOM_SCOPES)

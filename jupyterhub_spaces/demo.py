@@ -260,10 +260,47 @@ def copy_files(data_root: str) -> list[str]:
             os.makedirs(target_dir, exist_ok=True)
             with data_path(asset.source).open("rb") as src, open(target + ".part", "wb") as dst:
                 shutil.copyfileobj(src, dst)
+            # readable by the session accounts that get it bound into their sandbox;
+            # the state directory above is 0700, so no other account reaches it
+            for path in _dirs_between(data_root, target_dir):
+                os.chmod(path, 0o755)
+            os.chmod(target + ".part", 0o644)
             # the rename makes a half-copied file impossible to mistake for the data
             os.replace(target + ".part", target)
             written.append(target)
     return written
+
+
+def _dirs_between(root: str, leaf: str) -> list[str]:
+    root, leaf = os.path.abspath(root), os.path.abspath(leaf)
+    dirs = [leaf]
+    while dirs[-1] != root and os.path.dirname(dirs[-1]) != dirs[-1]:
+        dirs.append(os.path.dirname(dirs[-1]))
+    return dirs
+
+
+#: entries of the state directory that keep their own modes: sessions reach them
+#: through their sandbox's binds (asset files, space databases, homes)
+SHARED_STATE = ("data", "jupyterhub_spaces_databases", "spaces-home")
+
+
+def private_state(var: str) -> None:
+    """Make the state directory private to the hub's account: the directory 0700,
+    every file in it 0600 and every directory 0700, except :data:`SHARED_STATE`
+    (those keep their modes, which their owners set, and are unreachable for other
+    accounts through the 0700 directory above them). Also the files of an older
+    checkout that were made with looser modes."""
+    os.makedirs(var, 0o700, exist_ok=True)
+    os.chmod(var, 0o700)
+    for root, dirs, files in os.walk(var):
+        if os.path.abspath(root) == os.path.abspath(var):
+            dirs[:] = [d for d in dirs if d not in SHARED_STATE]
+        for name in dirs:
+            os.chmod(os.path.join(root, name), 0o700, follow_symlinks=False)
+        for name in files:
+            path = os.path.join(root, name)
+            if not os.path.islink(path):
+                os.chmod(path, 0o600)
 
 
 # ---------------------------------------------------------------------------

@@ -1,192 +1,164 @@
-"""Run a local session in its own mount and process namespaces with its data read-only.
+"""Run a local session in a bubblewrap sandbox, as an unprivileged account.
 
-Usage (the local spawner builds this command)::
+The local spawner builds the command with :func:`sandbox_argv` (pure: plain data in,
+argv out) from a :class:`Sandbox`. The session then runs:
 
-    python -m jupyterhub_spaces.isolate '<json plan>' command [args...]
+* in new pid, IPC and UTS namespaces (``bwrap --unshare-pid --unshare-ipc
+  --unshare-uts``), in its own session (``--new-session``: no terminal injection into
+  the hub's), and ends with the hub (``--die-with-parent``) unless sessions must
+  outlive a hub restart (``JupyterHub.cleanup_servers = False``);
+* in a file system made only of: the system (``/usr``, ``/etc`` and the ``/bin``,
+  ``/lib*`` links or directories) read-only, its own ``/proc``, a minimal ``/dev``, a
+  private ``/tmp``, the Python runtimes it needs read-only, its space's data and Asset
+  database read-only, its own home and the space databases its role may write
+  read-write. Nothing else of the hub's machine exists in it: not the state
+  directory, not the checkout, not other homes;
+* as its own account (``setpriv --reuid --regid --groups``), with every capability
+  dropped (effective, permitted, inheritable, ambient and bounding sets) and
+  ``no_new_privs`` set, so no set-uid program can give any back.
 
-The plan is ``{"binds": [[source, target], ...], "protect": [dir, ...]}``. Before the
-command runs, every ``source`` directory is bind-mounted read-only at ``target`` and
-every ``protect`` directory is remounted read-only over itself, so the data cannot be
-changed through any path, not even by root: the kernel refuses the write
-(``EROFS``) whatever the file permissions say. The command then runs without the
-capabilities that could undo this (remounting, raw devices, file handles, tracing other
-processes), and with its own ``/proc`` so it cannot reach into the hub's view of the
-file system through ``/proc/<pid>/root``.
+Why setpriv rather than bwrap's own ``--uid``: bwrap changes the uid only inside a
+new user namespace, where host files are still reached as the uid that started bwrap
+(root here). setpriv (util-linux) switches the real uid on the host, so the kernel
+checks every file access against the session's own account.
 
-Process layout: this process (the one the hub started and signals) unshares the
-namespaces and forks an init (pid 1 of the new pid namespace) that mounts, forks the
-command, forwards signals to it and reaps orphans. When the command exits, the init
-exits with its status, the kernel ends anything left in the namespace, and this process
-exits with the same status.
-
-Needs root (or CAP_SYS_ADMIN); :func:`can_isolate` tells whether it will work here.
+The network is kept: the session listens on its loopback port for the hub's proxy.
 """
 
 from __future__ import annotations
 
-import ctypes
-import json
 import os
-import signal
-import subprocess
+import shutil
 import sys
+from dataclasses import dataclass
 
-CLONE_NEWNS = 0x00020000
-CLONE_NEWPID = 0x20000000
-MS_RDONLY = 1
-MS_NOSUID = 2
-MS_NODEV = 4
-MS_NOEXEC = 8
-MS_REMOUNT = 32
-MS_BIND = 4096
-MS_REC = 16384
-MS_PRIVATE = 1 << 18
-PR_CAPBSET_DROP = 24
+#: directories of the system bound read-only (when they are directories) or recreated
+#: as the same symlinks (merged /usr)
+SYSTEM_DIRS = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 
-#: capabilities a session never keeps: each could lift the read-only views
-DROPPED_CAPS = {
-    "CAP_DAC_READ_SEARCH": 2,  # open_by_handle_at reaches files outside the mounts
-    "CAP_SYS_MODULE": 16,
-    "CAP_SYS_RAWIO": 17,
-    "CAP_SYS_PTRACE": 19,  # reaching into processes outside the namespace
-    "CAP_SYS_ADMIN": 21,  # mount / remount read-write
-    "CAP_MKNOD": 27,  # raw block devices
-}
-
-FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1)
-
-_libc = ctypes.CDLL(None, use_errno=True)
+#: what the sandbox itself provides (never bound from the host)
+SANDBOX_ROOTS = ("/", "/proc", "/dev", "/dev/shm", "/tmp")
 
 
-def _check(result: int, what: str) -> None:
-    if result != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"{what}: {os.strerror(err)}")
+class IsolationError(RuntimeError):
+    """Sessions cannot be isolated on this host; the message says what to install."""
 
 
-def _mount(source: str | None, target: str, fstype: str | None, flags: int) -> None:
-    _check(
-        _libc.mount(
-            source.encode() if source else None,
-            target.encode(),
-            fstype.encode() if fstype else None,
-            ctypes.c_ulong(flags),
-            None,
-        ),
-        f"mount {source} on {target}",
-    )
+@dataclass(frozen=True)
+class Sandbox:
+    """What one session's sandbox is made of (host paths, bound at the same path)."""
+
+    uid: int
+    gid: int
+    #: supplementary groups of the session (e.g. its space's database group)
+    groups: tuple[int, ...]
+    #: the session's home: read-write, its working directory
+    home: str
+    #: system layout: (path, symlink target or "" for a directory bound read-only)
+    system: tuple[tuple[str, str], ...]
+    #: bound read-only at the same path (Python runtimes, the space's Asset database)
+    read_only: tuple[str, ...] = ()
+    #: bound read-write at the same path (space databases the role may write)
+    read_write: tuple[str, ...] = ()
+    #: (source, target): read-only binds of data at another path (the space's assets)
+    binds: tuple[tuple[str, str], ...] = ()
+    hostname: str = "space"
+    #: end the sandbox when the hub ends (not when sessions must outlive a restart)
+    die_with_parent: bool = True
+    bwrap: str = "bwrap"
+    setpriv: str = "/usr/bin/setpriv"
 
 
-def _kept_flags(path: str) -> int:
-    """Per-mount flags a read-only remount must keep (the kernel refuses to drop
-    locked ones)."""
-    st = os.statvfs(path)
-    flags = 0
-    for vfs_flag, ms_flag in (
-        (os.ST_NOSUID, MS_NOSUID),
-        (os.ST_NODEV, MS_NODEV),
-        (os.ST_NOEXEC, MS_NOEXEC),
-    ):
-        if st.f_flag & vfs_flag:
-            flags |= ms_flag
-    return flags
+def _ancestors(path: str) -> list[str]:
+    parts = [p for p in path.split("/") if p]
+    return ["/" + "/".join(parts[:i]) for i in range(1, len(parts))]
 
 
-def bind_readonly(source: str, target: str) -> None:
-    """Mount ``source`` at ``target`` read-only (in the current mount namespace)."""
-    _mount(source, target, None, MS_BIND | MS_REC)
-    _mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | _kept_flags(target))
+def sandbox_argv(box: Sandbox, command: list[str]) -> list[str]:
+    """The ``bwrap ... setpriv ... command`` argv that runs ``command`` in ``box``.
+
+    Raises ValueError for a sandbox that would run as root or bind a relative path.
+    """
+    if box.uid == 0 or box.gid == 0 or 0 in box.groups:
+        raise ValueError("a session never runs as root (uid 0) or with group 0")
+    mounts: list[tuple[str, str, str]] = []  # (option, source, target)
+    for path, link in box.system:
+        mounts.append(("--symlink", link, path) if link else ("--ro-bind", path, path))
+    mounts += [("--proc", "", "/proc"), ("--dev", "", "/dev")]
+    binds = [("--ro-bind", p, p) for p in box.read_only]
+    binds += [("--bind", box.home, box.home)]
+    binds += [("--bind", p, p) for p in box.read_write]
+    binds += [("--ro-bind", src, dst) for src, dst in box.binds]
+    for _, src, dst in binds:
+        if not (os.path.isabs(src) and os.path.isabs(dst)):
+            raise ValueError(f"sandbox paths must be absolute: {src!r} -> {dst!r}")
+    # parents before children: a bind inside the home comes after the home
+    binds.sort(key=lambda b: (b[2].count("/"), b[2]))
+    argv = [
+        box.bwrap,
+        "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+        "--hostname", box.hostname,
+        *(["--die-with-parent"] if box.die_with_parent else []),
+        "--new-session",
+    ]
+    known = set(SANDBOX_ROOTS) | {path for path, _ in box.system}
+    for option, src, dst in mounts:
+        argv += [option, dst] if not src else [option, src, dst]
+    # the session's own /tmp and /dev/shm, writable by it as by everyone (sticky)
+    argv += ["--perms", "1777", "--tmpfs", "/dev/shm", "--perms", "1777", "--tmpfs", "/tmp"]
+    for option, src, dst in binds:
+        for parent in _ancestors(dst):
+            if parent in known or any(parent.startswith(s + "/") for s, _ in box.system):
+                continue
+            # a directory the sandbox makes so the account can walk to the bind but
+            # not list it; inside the home (where the data appears) it may list it
+            mode = "0755" if parent.startswith(box.home + "/") else "0711"
+            argv += ["--perms", mode, "--dir", parent]
+            known.add(parent)
+        argv += [option, src, dst]
+        known.add(dst)
+    argv += ["--chdir", box.home, "--", box.setpriv, "--reuid", str(box.uid), "--regid", str(box.gid)]
+    argv += ["--groups", ",".join(str(g) for g in box.groups)] if box.groups else ["--clear-groups"]
+    argv += ["--inh-caps=-all", "--ambient-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
+    return argv + list(command)
 
 
-def can_isolate() -> bool:
-    """Whether this process may create mount namespaces (root or CAP_SYS_ADMIN)."""
-    if not sys.platform.startswith("linux"):
-        return False
+def sandboxed_command(bwrap_pid: int) -> int | None:
+    """The pid of the command a running bwrap runs (bwrap's init's first child), to
+    signal it directly: bwrap passes no signal on."""
     try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("CapEff:"):
-                    return bool(int(line.split()[1], 16) & (1 << DROPPED_CAPS["CAP_SYS_ADMIN"]))
-    except OSError:
-        return False
-    return False
+        if os.path.basename(os.readlink(f"/proc/{bwrap_pid}/exe")) != "bwrap":
+            return None
+        with open(f"/proc/{bwrap_pid}/task/{bwrap_pid}/children") as f:
+            init = int(f.read().split()[0])
+        with open(f"/proc/{init}/task/{init}/children") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
-def _forward_to(pid: int) -> None:
-    def forward(signum, _frame):
-        try:
-            os.kill(pid, signum)
-        except ProcessLookupError:
-            pass
-
-    for sig in FORWARDED:
-        signal.signal(sig, forward)
-
-
-def _exit_code(status: int) -> int:
-    if os.WIFSIGNALED(status):
-        return 128 + os.WTERMSIG(status)
-    return os.WEXITSTATUS(status)
+def host_system() -> tuple[tuple[str, str], ...]:
+    """This host's :data:`SYSTEM_DIRS` as (path, symlink target or "")."""
+    found = []
+    for path in SYSTEM_DIRS:
+        if os.path.islink(path):
+            found.append((path, os.readlink(path)))
+        elif os.path.isdir(path):
+            found.append((path, ""))
+    return tuple(found)
 
 
-def _init(plan: dict, command: list[str]) -> int:
-    """pid 1 of the session's namespace: set up the views, run and reap."""
-    _mount(None, "/", None, MS_REC | MS_PRIVATE)
-    for directory in plan.get("protect", []):
-        bind_readonly(directory, directory)
-    for source, target in plan.get("binds", []):
-        os.makedirs(target, exist_ok=True)
-        bind_readonly(source, target)
-    # a /proc of this namespace only: the hub's processes are not visible
-    _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
-
-    def drop_caps():
-        for cap in DROPPED_CAPS.values():
-            _libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)
-
-    child = subprocess.Popen(command, preexec_fn=drop_caps)
-    _forward_to(child.pid)
-    status = None
-    while True:
-        try:
-            pid, raw = os.wait()
-        except ChildProcessError:
-            break
-        except InterruptedError:
-            continue
-        if pid == child.pid:
-            status = _exit_code(raw)
-            break
-    return 0 if status is None else status
-
-
-def run(plan: dict, command: list[str]) -> int:
-    """Unshare, fork the namespace's init and wait for it, passing signals on."""
-    _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWPID), "unshare mount and pid namespaces")
-    pid = os.fork()
-    if pid == 0:  # pid 1 of the new namespace
-        try:
-            code = _init(plan, command)
-        except BaseException as e:  # report why the session could not start
-            print(f"jupyterhub-spaces: cannot isolate the session: {e}", file=sys.stderr)
-            code = 70
-        os._exit(code)
-    _forward_to(pid)
-    while True:
-        try:
-            _, raw = os.waitpid(pid, 0)
-            return _exit_code(raw)
-        except InterruptedError:
-            continue
-
-
-def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) < 2:
-        print(__doc__, file=sys.stderr)
-        sys.exit(2)
-    sys.exit(run(json.loads(argv[0]), argv[1:]))
-
-
-if __name__ == "__main__":
-    main()
+def missing() -> str:
+    """Why sessions cannot be isolated here ("" when they can)."""
+    if not sys.platform.startswith("linux"):
+        return "isolated sessions need Linux"
+    if os.geteuid() != 0:
+        return (
+            "isolated sessions need the hub to run as root (it creates the session "
+            "accounts and starts each session's sandbox)"
+        )
+    if shutil.which("bwrap") is None:
+        return "isolated sessions need bubblewrap: install the Debian package 'bubblewrap'"
+    if not os.access("/usr/bin/setpriv", os.X_OK):
+        return "isolated sessions need setpriv: install the Debian package 'util-linux'"
+    return ""

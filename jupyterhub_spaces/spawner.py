@@ -28,9 +28,12 @@ backend.
 from __future__ import annotations
 
 import asyncio
+import grp
 import html
 import json
 import os
+import shutil
+import stat
 import sys
 import weakref
 from dataclasses import replace
@@ -39,10 +42,10 @@ from jupyterhub.spawner import LocalProcessSpawner
 from jupyterhub.utils import url_path_join
 from sqlalchemy import select
 from tornado import web
-from traitlets import Bool, Instance, List, Unicode, default
+from traitlets import Bool, Callable, Instance, Integer, List, Tuple, Unicode, default
 from traitlets.config import Configurable
 
-from . import orm, policy, session
+from . import accounts, isolate, orm, policy, session
 from .session import AssetInfo, AssetMount, SessionContext
 from .settings import SpacesSettings
 from .store import Store, decide, space_query, space_spec, user_by_name, audit
@@ -598,23 +601,60 @@ def _sandbox_command(ctx: SessionContext) -> list[str]:
 class LocalSpaceSpawner(SpaceSpawnerMixin, LocalProcessSpawner):
     """Space sessions as local processes (the embedded default).
 
-    Each user gets a persistent working directory per space (its home). When the hub
-    runs as root, the session runs in its own mount and pid namespaces with its data
-    mounted read-only (see :mod:`jupyterhub_spaces.isolate`); without root, a space
-    with file assets cannot start (the data could not be made read-only).
+    Each hub user's sessions run as an unprivileged Unix account of their own
+    (:attr:`account_name_template`, created on first use), in a bubblewrap sandbox
+    that shows them only their own home (one per space, mode 0700), their space's
+    data and databases and the Python runtimes, read-only where their role may not
+    write (see :mod:`jupyterhub_spaces.isolate`). The hub must run as root with
+    bubblewrap installed; elsewhere sessions are refused, unless :attr:`isolate` is
+    switched off for development.
     """
 
     home_dir_template = Unicode(
         "spaces-home/{username}/{space}",
         help="The persistent working directory (home) of a user's session of a space; "
         "{username} and {space} (the slug) are expanded. Relative to the hub's working "
-        "directory unless absolute.",
+        "directory unless absolute. Its parent directories are made private to the "
+        "hub (0700); the home itself belongs to the session's account (0700).",
     ).tag(config=True)
 
     isolate = Bool(
         True,
-        help="Run sessions in their own mount and pid namespaces (needs root). Required "
-        "for spaces with file assets: it is what makes their data read-only.",
+        help="Run each session as its user's own unprivileged account in a bubblewrap "
+        "sandbox (needs root and the 'bubblewrap' package; sessions are refused without "
+        "them). False is for development only: sessions then run as the hub's own "
+        "account and reach everything the hub can, and spaces with file assets cannot "
+        "start.",
+    ).tag(config=True)
+
+    account_name_template = Unicode(
+        "spaces-{username}",
+        help="The Unix account a hub user's sessions run as; {username} is expanded and "
+        "the result made a valid account name (a hash is appended when characters had "
+        "to change, so two users never share an account).",
+    ).tag(config=True)
+
+    account_mapper = Callable(
+        None,
+        allow_none=True,
+        help="A callable (spawner) -> account name, used instead of "
+        "account_name_template, e.g. to map hub users onto existing accounts. An "
+        "account with uid 0 or gid 0 is refused whatever the mapping says.",
+    ).tag(config=True)
+
+    create_accounts = Bool(
+        True,
+        help="Create a missing session account on first use (useradd, no login shell, "
+        "no home of its own). False: the account must exist.",
+    ).tag(config=True)
+
+    account_uid_range = Tuple(
+        Integer(),
+        Integer(),
+        default_value=None,
+        allow_none=True,
+        help="(low, high): the uids (and gids) of accounts this spawner creates. Unset: "
+        "system accounts (useradd --system, the system uid range).",
     ).tag(config=True)
 
     @property
@@ -627,6 +667,7 @@ class LocalSpaceSpawner(SpaceSpawnerMixin, LocalProcessSpawner):
         return "/lab"
 
     _cmd_override: list | None = None
+    _account: accounts.Account | None = None
 
     def _apply_profile(self, ctx):
         # recorded and exported (MEM_LIMIT / CPU_LIMIT): local processes are not limited
@@ -637,55 +678,110 @@ class LocalSpaceSpawner(SpaceSpawnerMixin, LocalProcessSpawner):
         self.mem_limit = ctx.profile.get("mem_limit") or None
         self.mem_guarantee = ctx.profile.get("mem_guarantee") or None
 
+    def account_name(self) -> str:
+        if self.account_mapper is not None:
+            return str(self.account_mapper(self))
+        return accounts.account_name(self.account_name_template, self.user.name)
+
     async def _prepare_backend(self, ctx):
         home = self.home_dir
-        os.makedirs(home, 0o755, exist_ok=True)
-        ctx.workdir = home
         self._cmd_override = _sandbox_command(ctx) if ctx.sandbox else None
-        if ctx.mounts and not (self.isolate and _can_isolate()):
-            raise web.HTTPError(
-                503,
-                "this space has file assets, which local sessions mount read-only in a "
-                "mount namespace: run the hub as root (or with CAP_SYS_ADMIN) and keep "
-                "LocalSpaceSpawner.isolate = True",
+        if self.isolate:
+            why = isolate.missing()
+            if why:
+                raise web.HTTPError(
+                    503,
+                    f"cannot start an isolated session on this host: {why}. "
+                    "(LocalSpaceSpawner.isolate = False runs sessions unisolated, as the "
+                    "hub's own account: for development only)",
+                )
+            try:
+                self._account = await asyncio.to_thread(
+                    accounts.ensure_account,
+                    self.account_name(),
+                    tuple(self.account_uid_range) if self.account_uid_range else None,
+                    self.create_accounts,
+                )
+            except accounts.AccountError as e:
+                raise web.HTTPError(503, f"cannot start the session: {e}")
+            await asyncio.to_thread(make_home, home, self._account)
+        else:
+            self.log.warning(
+                "LocalSpaceSpawner.isolate is False: %s runs as the hub's account, "
+                "unisolated (development only)", self._log_name,
             )
+            os.makedirs(home, 0o700, exist_ok=True)
+            if ctx.mounts:
+                raise web.HTTPError(
+                    503,
+                    "this space has file assets, which only isolated sessions mount "
+                    "read-only: set LocalSpaceSpawner.isolate = True (root and bubblewrap)",
+                )
+        ctx.workdir = home
 
     def make_preexec_fn(self, name):
-        home = self.home_dir
-
         def preexec():
-            os.chdir(home)
+            # what the session makes in its home is its own account's only
+            os.umask(0o077)
+            os.chdir("/")
 
         return preexec
 
     def user_env(self, env):
-        env["USER"] = self.user.name
+        env["USER"] = self._account.name if self.isolate and self._account else self.user.name
         env["HOME"] = self.home_dir
         env["SHELL"] = "/bin/bash"
         return env
 
     def get_args(self):
         args = super().get_args()
-        if os.geteuid() == 0 and "--allow-root" not in args and self._cmd_override is None:
+        if (
+            not self.isolate
+            and os.geteuid() == 0
+            and "--allow-root" not in args
+            and self._cmd_override is None
+        ):
             args.append("--allow-root")
         return args
 
-    @property
-    def _isolated(self) -> bool:
-        return bool(self.isolate and _can_isolate())
+    def sandbox(self) -> isolate.Sandbox:
+        """The sandbox of the session being started (from the context and account)."""
+        ctx, account = self._ctx, self._account
+        binds = ctx.state.get("sandbox_binds", {})
+        groups = tuple(g for g in (_group_id(accounts.space_group_name(ctx.space_id)),) if g)
+        return isolate.Sandbox(
+            uid=account.uid,
+            gid=account.gid,
+            groups=groups,
+            home=self.home_dir,
+            system=isolate.host_system(),
+            read_only=tuple(runtime_paths()) + tuple(binds.get("read_only", ())),
+            read_write=tuple(binds.get("read_write", ())),
+            binds=tuple((m.source, os.path.join(self.home_dir, m.target)) for m in ctx.mounts),
+            hostname=ctx.slug,
+            bwrap=shutil.which("bwrap") or "bwrap",
+            # sessions outlive a hub restart when the hub does not stop them
+            die_with_parent=bool(self.config.get("JupyterHub", {}).get("cleanup_servers", True)),
+        )
 
     def _launch_cmd(self) -> list[str]:
         command = list(self._cmd_override or self.cmd)
-        if not self._isolated:
+        if not self.isolate:
             return command
-        ctx = self._ctx
-        plan = {
-            "binds": [[m.source, os.path.join(self.home_dir, m.target)] for m in ctx.mounts],
-            "protect": [os.path.realpath(self.spaces_settings.data_root)]
-            if self.spaces_settings.data_root and os.path.isdir(self.spaces_settings.data_root)
-            else [],
-        }
-        return [sys.executable, "-m", "jupyterhub_spaces.isolate", json.dumps(plan), *command]
+        return isolate.sandbox_argv(self.sandbox(), command)
+
+    async def _signal(self, sig):
+        """Signal the session itself, not bubblewrap (which passes no signal on), so
+        JupyterLab stops gracefully on the hub's SIGINT / SIGTERM; bubblewrap exits
+        with it. 0 (is it alive?) still asks bubblewrap, the process the hub started."""
+        command = isolate.sandboxed_command(self.pid) if sig and self.isolate and self.pid else None
+        if command is not None:
+            try:
+                os.kill(command, sig)
+            except ProcessLookupError:
+                pass
+            return await super()._signal(0)
+        return await super()._signal(sig)
 
     # LocalProcessSpawner.start reads self.cmd: point it at the wrapped command for the
     # duration of the start only
@@ -698,10 +794,72 @@ class LocalSpaceSpawner(SpaceSpawnerMixin, LocalProcessSpawner):
             self.cmd = saved
 
 
-def _can_isolate() -> bool:
-    from .isolate import can_isolate
+def _group_id(name: str) -> int | None:
+    try:
+        return grp.getgrnam(name).gr_gid
+    except KeyError:
+        return None
 
-    return can_isolate()
+
+def make_home(home: str, account: accounts.Account) -> None:
+    """Make ``home`` the private home of ``account`` (0700); its parents private to
+    the hub (0700). A home left by an older, unisolated session is handed over to the
+    account, except files with other links (a hard link to a hub file must not
+    become the account's)."""
+    parent = os.path.dirname(home)
+    os.makedirs(parent, 0o700, exist_ok=True)
+    try:
+        os.mkdir(home, 0o700)
+    except FileExistsError:
+        pass
+    st = os.lstat(home)
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+        raise web.HTTPError(500, f"the session's home {home} is not a directory")
+    if st.st_uid != account.uid:
+        for root, dirs, files in os.walk(home):
+            for name in dirs + files:
+                path = os.path.join(root, name)
+                entry = os.lstat(path)
+                if stat.S_ISDIR(entry.st_mode) or (stat.S_ISREG(entry.st_mode) and entry.st_nlink == 1):
+                    os.lchown(path, account.uid, account.gid)
+        os.chown(home, account.uid, account.gid)
+    os.chmod(home, 0o700)
+
+
+def runtime_paths() -> list[str]:
+    """What a session needs read-only to run Python and its tools: the hub's
+    virtualenv and base Python, this package when it lives outside them (an editable
+    install), Superset's virtualenv and its base Python, and Superset's template
+    metadata database. Only what exists, as real paths, without duplicates."""
+    from .tools.catalog import cache_dir, superset_venv
+
+    package = os.path.dirname(os.path.abspath(__file__))
+    paths = [sys.prefix, sys.base_prefix, package]
+    venv = superset_venv(os.environ)
+    if os.path.isdir(venv):
+        paths += [venv, *_venv_base(venv)]
+    template = os.path.join(cache_dir(os.environ), "superset-metadata-template.db")
+    if os.path.exists(template):
+        paths.append(template)
+    found: list[str] = []
+    for path in paths:
+        real = os.path.realpath(path)
+        if os.path.exists(real) and not any(real == p or real.startswith(p + "/") for p in found):
+            found = [p for p in found if not p.startswith(real + "/")] + [real]
+    return found
+
+
+def _venv_base(venv: str) -> list[str]:
+    """The base Python installation of a virtualenv (its pyvenv.cfg 'home')."""
+    try:
+        with open(os.path.join(venv, "pyvenv.cfg")) as f:
+            for line in f:
+                key, _, value = line.partition("=")
+                if key.strip() == "home" and value.strip():
+                    return [os.path.dirname(os.path.realpath(value.strip()))]
+    except OSError:
+        pass
+    return []
 
 
 try:

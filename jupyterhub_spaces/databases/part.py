@@ -21,6 +21,7 @@ from . import space_data
 from .base import Credentials, DatabaseError
 from .config import SpaceDatabases
 from .lifecycle import reconcile
+from .sqlite import sandbox_paths
 
 log = logging.getLogger(__name__)
 
@@ -43,19 +44,52 @@ def credentials_path(ctx: SessionContext, config: SpaceDatabases) -> str:
 
 
 def write_credentials(path: str, creds: Credentials) -> None:
-    """Write the credentials file readable by the session's owner only."""
+    """Write the credentials file readable by the session's owner only.
+
+    The home belongs to the session's account, which may have put links in it: every
+    step works on the opened folder and follows no symbolic link, so the hub never
+    writes, or hands to the account, a file outside the home."""
     folder = os.path.dirname(path)
-    os.makedirs(folder, mode=0o700, exist_ok=True)
-    tmp = path + ".new"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(creds.as_json())
-    # a session running as another user than the hub must still read it
+    name = os.path.basename(path)
     home = os.stat(os.path.dirname(folder) or ".")
-    if os.geteuid() == 0 and home.st_uid != 0:
-        for p in (folder, tmp):
-            os.chown(p, home.st_uid, home.st_gid)
-    os.replace(tmp, path)
+    try:
+        os.mkdir(folder, 0o700)
+    except FileExistsError:
+        pass
+    dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        try:
+            os.unlink(name + ".new", dir_fd=dir_fd)
+        except FileNotFoundError:
+            pass
+        fd = os.open(
+            name + ".new", os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=dir_fd
+        )
+        with os.fdopen(fd, "w") as f:
+            f.write(creds.as_json())
+            # a session running as another user than the hub must still read it
+            if os.geteuid() == 0 and home.st_uid != 0:
+                os.fchown(f.fileno(), home.st_uid, home.st_gid)
+                os.fchown(dir_fd, home.st_uid, home.st_gid)
+        os.replace(name + ".new", name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def remove_credentials(path: str) -> None:
+    """Remove the credentials file (and a half-written one), following no link."""
+    try:
+        dir_fd = os.open(os.path.dirname(path), os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError:
+        return
+    try:
+        for name in (os.path.basename(path), os.path.basename(path) + ".new"):
+            try:
+                os.unlink(name, dir_fd=dir_fd)
+            except FileNotFoundError:
+                pass
+    finally:
+        os.close(dir_fd)
 
 
 class DatabasesPart:
@@ -94,6 +128,8 @@ class DatabasesPart:
         env["SPACES_DATABASES_FILE"] = path
         if ctx.backend == "local" and ctx.workdir:
             await asyncio.to_thread(write_credentials, path, creds)
+            # what the session's sandbox binds, read-only or read-write (SQLite files)
+            ctx.state["sandbox_binds"] = sandbox_paths(creds)
         else:
             # the hub cannot write into a pod's home: the session writes this at start
             env["SPACES_DATABASES_JSON"] = creds.as_json()
@@ -114,13 +150,8 @@ class DatabasesPart:
         config = _config(ctx)
         await asyncio.to_thread(self._revoke, ctx, config)
         if ctx.backend == "local" and ctx.workdir:
-            path = credentials_path(ctx, config)
             # the file names credentials that no longer work: do not leave it lying around
-            for p in (path, path + ".new"):
-                try:
-                    os.remove(p)
-                except FileNotFoundError:
-                    pass
+            await asyncio.to_thread(remove_credentials, credentials_path(ctx, config))
         log.info("databases of space %s revoked for %s", ctx.slug, ctx.user)
 
 

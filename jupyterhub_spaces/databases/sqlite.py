@@ -1,18 +1,27 @@
 """The space databases as SQLite files: the embedded default.
 
-Layout under ``SpaceDatabases.sqlite_root``::
+Layout under ``SpaceDatabases.sqlite_root`` (modes when the hub runs as root; ``G`` is
+the space's group ``spaces-space-<id>``, see :mod:`jupyterhub_spaces.accounts`)::
 
-    space-<id>/identity.json              which space these files belong to
-    space-<id>/collaborative.sqlite
-    space-<id>/publish.sqlite
-    space-<id>/asset/asset.sqlite         mode 0444, in a directory of mode 0555
-    space-<id>/asset/manifest.json        the assets the file was built from
+    space-<id>/                                  root      0700
+    space-<id>/identity.json                     root      0600  which space these are
+    space-<id>/collaborative/                    root:G    2770
+    space-<id>/collaborative/collaborative.sqlite root:G   0660
+    space-<id>/publish/publish.sqlite            (as collaborative)
+    space-<id>/asset/                            root:G    0750
+    space-<id>/asset/asset.sqlite                root:G    0440
+    space-<id>/asset/manifest.json               root      0600  the assets it was built from
 
-SQLite has no users, so roles are advisory here: sessions get read-only URLs
-(``mode=ro``) for what their role may not write. The Asset file is the exception: it
-is written once by the hub, then made read-only on disk and kept in a read-only
-directory, so no session can write it or replace it, whatever URL it opens it with
-(unless it runs as the file's owner or as root: production uses PostgreSQL).
+A local session gets ``G`` as a supplementary group and the three directories bound
+into its sandbox at the same paths (:func:`sandbox_paths`): read-write where its
+member's role may write, read-only otherwise, and the Asset directory always
+read-only. So a viewer's session cannot write the Collaborative file whatever URL it
+opens, no session can write the Asset file, and no session sees another space's
+directory (it is not in its sandbox; ``sqlite_root`` and the state directory above it
+are 0700). The files use SQLite's rollback journal, not WAL: a WAL reader must write
+the ``-shm`` file, which a read-only bind forbids, while a rollback-journal reader
+needs only to read the file. Without root (no session accounts) everything is private
+to the hub: 0700 directories, 0600 files.
 """
 
 from __future__ import annotations
@@ -22,7 +31,6 @@ import logging
 import os
 import shutil
 import sqlite3
-import stat
 from contextlib import contextmanager
 from urllib.parse import quote
 
@@ -45,15 +53,18 @@ from .copy import copy_table, present_sources, split_location
 
 log = logging.getLogger(__name__)
 
-READ_ONLY_FILE = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH  # 0444
-READ_ONLY_DIR = READ_ONLY_FILE | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH  # 0555
+#: (directory mode, file mode) of each database kind when the hub runs as root
+SHARED_MODES = {"collaborative": (0o2770, 0o660), "publish": (0o2770, 0o660), "asset": (0o750, 0o440)}
+KINDS = ("asset", "collaborative", "publish")
 
 
 def _wal(engine):
+    """Set the rollback journal on every connection (the name is historical: a WAL
+    reader must write the -shm file, which a session's read-only bind forbids)."""
+
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_conn, _record):
-        # WAL lets one member read while another writes the shared file
-        dbapi_conn.execute("PRAGMA journal_mode=WAL")
+        dbapi_conn.execute("PRAGMA journal_mode=DELETE")
 
     return engine
 
@@ -79,6 +90,36 @@ def _read_only(action, arg1, arg2, _db, _trigger):
     return sqlite3.SQLITE_DENY
 
 
+def space_gid(space_id: int) -> int | None:
+    """The space's group (made when missing) when the hub runs as root, else None."""
+    if os.geteuid() != 0:
+        return None
+    from ..accounts import ensure_group, space_group_name
+
+    return ensure_group(space_group_name(space_id))
+
+
+def share(path: str, kind: str, gid: int | None, is_dir: bool) -> None:
+    """Give ``path`` (a database directory or file of ``kind``) its mode and group."""
+    dir_mode, file_mode = SHARED_MODES[kind]
+    if gid is None:
+        os.chmod(path, 0o700 if is_dir else 0o600)
+        return
+    os.chown(path, 0, gid)
+    os.chmod(path, dir_mode if is_dir else file_mode)
+
+
+def sandbox_paths(creds: Credentials) -> dict[str, list[str]]:
+    """The directories a local session's sandbox binds for ``creds``: read-write
+    where the member may write, read-only otherwise (empty for non-SQLite logins)."""
+    paths: dict[str, list[str]] = {"read_only": [], "read_write": []}
+    for conn in creds.connections.values():
+        path = conn.details.get("path") if conn.details else None
+        if path:
+            paths["read_only" if conn.read_only else "read_write"].append(os.path.dirname(path))
+    return paths
+
+
 def read_only_url(path: str) -> str:
     return f"sqlite:///file:{quote(path)}?mode=ro&uri=true"
 
@@ -96,22 +137,37 @@ class SQLiteDatabases(DatabaseBackend):
         return os.path.join(self.root, f"space-{int(space_id)}")
 
     def path(self, space_id: int, kind: str) -> str:
-        if kind == "asset":
-            return os.path.join(self.space_dir(space_id), "asset", "asset.sqlite")
-        return os.path.join(self.space_dir(space_id), f"{kind}.sqlite")
+        return os.path.join(self.space_dir(space_id), kind, f"{kind}.sqlite")
 
     # -- provisioning ------------------------------------------------------
 
     def prepare(self, space: SpaceData) -> None:
         top = self.space_dir(space.id)
-        os.makedirs(top, exist_ok=True)
+        os.makedirs(top, 0o700, exist_ok=True)
+        os.chmod(top, 0o700)
         self._check_identity(space)
+        gid = space_gid(space.id)
         for kind in ("collaborative", "publish"):
-            engine = _wal(create_engine(f"sqlite:///{self.path(space.id, kind)}"))
+            path = self.path(space.id, kind)
+            os.makedirs(os.path.dirname(path), 0o700, exist_ok=True)
+            self._move_old_layout(space.id, kind)
+            engine = _wal(create_engine(f"sqlite:///{path}"))
             with engine.connect():
-                pass  # creates the file in WAL mode
+                pass  # creates the file with the rollback journal
             engine.dispose()
-        self._build_assets(space)
+            share(os.path.dirname(path), kind, gid, is_dir=True)
+            share(path, kind, gid, is_dir=False)
+        self._build_assets(space, gid)
+
+    def _move_old_layout(self, space_id: int, kind: str) -> None:
+        """Move ``space-<id>/<kind>.sqlite`` of an earlier layout into its directory."""
+        old = os.path.join(self.space_dir(space_id), f"{kind}.sqlite")
+        if os.path.exists(old) and not os.path.exists(self.path(space_id, kind)):
+            engine = _wal(create_engine(f"sqlite:///{old}"))
+            with engine.connect():
+                pass  # leaving WAL folds the -wal file back into the database
+            engine.dispose()
+            os.replace(old, self.path(space_id, kind))
 
     def _check_identity(self, space: SpaceData) -> None:
         marker = os.path.join(self.space_dir(space.id), "identity.json")
@@ -131,7 +187,7 @@ class SQLiteDatabases(DatabaseBackend):
             json.dump({"identity": space.identity, "slug": space.slug}, f)
         os.replace(marker + ".new", marker)
 
-    def _build_assets(self, space: SpaceData) -> None:
+    def _build_assets(self, space: SpaceData, gid: int | None = None) -> None:
         asset_dir = os.path.dirname(self.path(space.id, "asset"))
         manifest_path = os.path.join(asset_dir, "manifest.json")
         source = create_engine(self.source_db_url) if space.tables else None
@@ -150,7 +206,10 @@ class SQLiteDatabases(DatabaseBackend):
             if os.path.exists(self.path(space.id, "asset")) and os.path.exists(manifest_path):
                 with open(manifest_path) as f:
                     if json.load(f) == manifest:
-                        return  # the same assets: keep the file sessions may have open
+                        # the same assets: keep the file sessions may have open
+                        share(asset_dir, "asset", gid, is_dir=True)
+                        share(self.path(space.id, "asset"), "asset", gid, is_dir=False)
+                        return
             building = os.path.join(self.space_dir(space.id), "asset.sqlite.building")
             if os.path.exists(building):
                 os.remove(building)
@@ -166,18 +225,16 @@ class SQLiteDatabases(DatabaseBackend):
         finally:
             if source is not None:
                 source.dispose()
-        os.makedirs(asset_dir, exist_ok=True)
-        os.chmod(asset_dir, 0o755)
-        try:
-            os.chmod(building, READ_ONLY_FILE)
-            # a rename swaps the file atomically; open readers keep the old one
-            os.replace(building, self.path(space.id, "asset"))
-            with open(manifest_path + ".new", "w") as f:
-                json.dump(manifest, f)
-            os.replace(manifest_path + ".new", manifest_path)
-        finally:
-            # no directory entry can be made next to it: no journal, no replacement
-            os.chmod(asset_dir, READ_ONLY_DIR)
+        os.makedirs(asset_dir, 0o700, exist_ok=True)
+        share(building, "asset", gid, is_dir=False)
+        # a rename swaps the file atomically; open readers keep the old one
+        os.replace(building, self.path(space.id, "asset"))
+        with open(manifest_path + ".new", "w") as f:
+            json.dump(manifest, f)
+        os.chmod(manifest_path + ".new", 0o600)
+        os.replace(manifest_path + ".new", manifest_path)
+        # sessions bind this directory read-only: no session writes or replaces the file
+        share(asset_dir, "asset", gid, is_dir=True)
 
     # -- credentials -------------------------------------------------------
 
@@ -213,9 +270,6 @@ class SQLiteDatabases(DatabaseBackend):
 
     def _purge(self, space_id: int) -> None:
         top = self.space_dir(space_id)
-        asset_dir = os.path.dirname(self.path(space_id, "asset"))
-        if os.path.isdir(asset_dir):
-            os.chmod(asset_dir, 0o755)
         shutil.rmtree(top, ignore_errors=False) if os.path.isdir(top) else None
 
     # -- publishing --------------------------------------------------------

@@ -4,6 +4,7 @@ an Asset file nobody can write, data that outlives activations and spaces."""
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import sqlite3
 import subprocess
@@ -15,10 +16,12 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from jupyterhub_spaces import isolate
 from jupyterhub_spaces.databases import ForeignData, PurgeNotConfirmed, SpaceData, TableSource
 from jupyterhub_spaces.databases.__main__ import main as cli
 from jupyterhub_spaces.databases.config import SpaceDatabases
 from jupyterhub_spaces.databases.sqlite import SQLiteDatabases
+from jupyterhub_spaces.spawner import runtime_paths
 
 CREATED = datetime(2026, 5, 1, 9, 30)
 
@@ -70,22 +73,33 @@ def test_asset_file_holds_exactly_the_space_tables_read_only(dbs):
 def test_asset_file_is_unwritable_even_opened_read_write(dbs):
     dbs.prepare(SPACE)
     path = dbs.issue(SPACE, "alice", "owner").connections["asset"].details["path"]
-    assert os.stat(path).st_mode & 0o777 == 0o444
-    assert os.stat(os.path.dirname(path)).st_mode & 0o777 == 0o555
+    root = os.geteuid() == 0
+    # as root: the space's group may read, nobody may write the file or its directory;
+    # otherwise: the hub's own
+    assert os.stat(path).st_mode & 0o777 == (0o440 if root else 0o600)
+    assert os.stat(os.path.dirname(path)).st_mode & 0o777 == (0o750 if root else 0o700)
     # a session process (not the hub's user) ignoring the URL and opening it read-write
     attempt = (
         "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
         "print(c.execute('SELECT count(*) FROM sales').fetchone()[0], flush=True); "
         "c.execute('DELETE FROM sales'); c.commit()"
     )
-    python = sys.executable
-    kwargs = {}
-    if os.geteuid() == 0:
-        # root ignores file modes: the session runs as an ordinary user. The system
-        # python, since the test's own interpreter may live where nobody can read
-        python = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else python
-        kwargs = {"user": "nobody"}
-    result = subprocess.run([python, "-c", attempt, path], capture_output=True, text=True, **kwargs)
+    command = [sys.executable, "-c", attempt, path]
+    if root and not isolate.missing():
+        # root ignores file modes: the session runs as an ordinary account in the
+        # space's group, with the directory bound read-only as a session gets it
+        nobody = pwd.getpwnam("nobody")
+        home = dbs.root + "-home"
+        os.makedirs(home)
+        os.chown(home, nobody.pw_uid, nobody.pw_gid)
+        box = isolate.Sandbox(
+            nobody.pw_uid, nobody.pw_gid, (os.stat(path).st_gid,), home, isolate.host_system(),
+            read_only=(*runtime_paths(), os.path.dirname(path)),
+        )
+        command = isolate.sandbox_argv(box, command)
+    elif root:
+        pytest.skip(isolate.missing())
+    result = subprocess.run(command, capture_output=True, text=True)
     assert result.stdout.strip() == "1", result.stderr  # it can read the data ...
     assert result.returncode != 0  # ... and cannot change it
     assert "attempt to write a readonly database" in result.stderr
