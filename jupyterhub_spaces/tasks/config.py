@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 
-from traitlets import Integer, List, Unicode
+from traitlets import Bool, Integer, List, Tuple, Unicode
 from traitlets.config import Configurable
 
 
@@ -53,6 +53,29 @@ class SpacesTasks(Configurable):
         sys.executable,
         help="The Python that runs a Task's script, and papermill for its notebook: the "
         "sessions' Python, so a Task runs with the same packages as the space's sessions.",
+    ).tag(config=True)
+
+    isolate = Bool(
+        True,
+        help="Run each Task's code the way a local session runs: as its owner's own "
+        "unprivileged account in a bubblewrap sandbox (the service must run as root with "
+        "bubblewrap installed). False runs it as the service's account: development only.",
+    ).tag(config=True)
+
+    account_name_template = Unicode(
+        "spaces-{username}",
+        help="The Unix account a Task's code runs as (the same as the owner's sessions: "
+        "keep it equal to LocalSpaceSpawner.account_name_template).",
+    ).tag(config=True)
+
+    account_uid_range = Tuple(
+        default_value=(),
+        help="(low, high): the uids of accounts created for Task owners (as "
+        "LocalSpaceSpawner.account_uid_range). Unset: system accounts.",
+    ).tag(config=True)
+
+    create_accounts = Bool(
+        True, help="Create a Task owner's missing account on first use (useradd)."
     ).tag(config=True)
 
     max_code_asset_bytes = Integer(

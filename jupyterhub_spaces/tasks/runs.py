@@ -101,6 +101,11 @@ def start(
         **creds.env(),
     }
     argv = command(cfg, task.version.entry, task.parameters or {})
+    if cfg.isolate:
+        # as the owner's own account in the session sandbox (or not at all)
+        from .sandbox import sandboxed
+
+        argv = sandboxed(cfg, task.owner.name, space.id, run.id, workdir, creds, argv)
     audit(db, actor, "task.run", "task", task.id, outcome="started", login=creds.login, **detail)
     return Started(run, verdict, argv, env, workdir)
 

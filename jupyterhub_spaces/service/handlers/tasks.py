@@ -32,6 +32,7 @@ from ...databases.config import SpaceDatabases
 from ...databases.publish import PublishError
 from ...tasks import codeasset, runs, schedule
 from ...tasks.engine import EngineError, dag_id
+from ...tasks.sandbox import SandboxError
 from ..base import APIError, APIHandler, Field
 from .codeassets import TasksConfigMixin
 
@@ -373,10 +374,13 @@ class EngineRunsHandler(EngineBase):
         task = self.db.get(orm.Task, body["task_id"])
         if task is None:
             raise APIError(404, f"no task with id {body['task_id']}: it was deleted")
-        started = runs.start(
-            self.db, self.databases, self.tasks_config, task, body["engine_run_id"][:250],
-            body.get("try_number", 1), self.spaces_settings.lineage_enforced, self.user_name,
-        )
+        try:
+            started = runs.start(
+                self.db, self.databases, self.tasks_config, task, body["engine_run_id"][:250],
+                body.get("try_number", 1), self.spaces_settings.lineage_enforced, self.user_name,
+            )
+        except SandboxError as e:
+            raise APIError(503, f"the run cannot start: {e}")
         if not started.verdict.allowed:
             # the refusal is recorded: commit it, then answer 403 with the reason
             run_id = started.run.id

@@ -199,6 +199,10 @@ for kind in ("ASSET", "COLLABORATIVE", "PUBLISH"):
         out.append(kind + "=refused")
 print(" ".join(out), "mode=" + os.environ["SPACES_ACCESS_MODE"])
 print("hub token:", "JUPYTERHUB_API_TOKEN" in os.environ)
+print("uid:", os.getuid())
+import json
+secret = json.loads(os.environ["SPACES_TASK_PARAMETERS"])["secret"]
+print("airflow home:", "visible" if os.path.exists(secret) else "hidden")
 """
 
 
@@ -207,7 +211,9 @@ def test_a_sandbox_owners_run_writes_only_collaborative_and_publish(tasks_hub):
     space = tasks_hub.ids["space:forecast"]
     r = alice.post(f"{API}spaces/{space}/code-assets", json={"name": "probe", "files": {"probe.py": PROBE}})
     assert r.status_code == 201, r.text
-    r = alice.post(f"{API}spaces/{space}/tasks", json={"name": "probe", "code_asset_id": api_json(r)["id"]})
+    r = alice.post(f"{API}spaces/{space}/tasks", json={
+        "name": "probe", "code_asset_id": api_json(r)["id"],
+        "parameters": {"secret": str(tasks_hub.airflow_home / "passwords.json")}})
     assert r.status_code == 201, r.text
     task = api_json(r)
     with tasks_hub.store.transaction() as db:
@@ -225,8 +231,10 @@ def test_a_sandbox_owners_run_writes_only_collaborative_and_publish(tasks_hub):
         run = api_json(alice.get(f"{API}tasks/{task['id']}/runs/{runs[0]['id']}"))
         assert run["state"] == "success", run
         assert "ASSET=refused COLLABORATIVE=wrote PUBLISH=wrote mode=sandbox" in run["log"]
-        # the run's process got nothing of Airflow's environment
+        # the run's process got nothing of Airflow's environment, ran as the owner's own
+        # account (as alice's sessions do) and sees nothing of the hub's or Airflow's state
         assert "hub token: False" in run["log"]
+        assert "uid: 0" not in run["log"] and "airflow home: hidden" in run["log"]
     finally:
         with tasks_hub.store.transaction() as db:
             db.execute(update(orm.Subscription).where(orm.Subscription.id == tasks_hub.ids["sub:alice:retail"])
