@@ -31,7 +31,9 @@ def build(defn: dict):
     from .operator import SpacesTaskOperator
 
     schedule = None
-    if defn.get("schedule"):
+    # a paused task keeps its DAG (its runs stay visible) but has no schedule, so the
+    # scheduler starts nothing; a run started by hand is refused by the service
+    if defn.get("schedule") and not defn.get("paused"):
         schedule = CronTriggerTimetable(defn["schedule"], timezone=defn.get("timezone") or "UTC")
     with DAG(
         dag_id=defn["dag_id"],
