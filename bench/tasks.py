@@ -106,7 +106,7 @@ def main() -> None:
         script.write_text(SCRIPT)
         from jupyterhub_spaces.tasks.config import SpacesTasks
 
-        python = SpacesTasks().run_python
+        python = SpacesTasks().python
         (th.airflow_home / "dags" / "bench_bare.py").write_text(BARE_DAG.format(command=f"{python} {script}"))
         airflow = Airflow(th.airflow_port, th.airflow_home)
         deadline = time.monotonic() + 300

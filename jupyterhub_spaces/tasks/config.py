@@ -50,10 +50,16 @@ class SpacesTasks(Configurable):
     ).tag(config=True)
 
     run_python = Unicode(
-        sys.executable,
-        help="The Python that runs a Task's script, and papermill for its notebook: the "
-        "sessions' Python, so a Task runs with the same packages as the space's sessions.",
+        "",
+        help="The Python that runs a Task's script, and papermill for its notebook "
+        "(default: the service's own, which is the sessions' Python, so a Task runs with "
+        "the same packages as the space's sessions).",
     ).tag(config=True)
+
+    @property
+    def python(self) -> str:
+        """:attr:`run_python`, or the service's own Python."""
+        return self.run_python or sys.executable
 
     isolate = Bool(
         True,

@@ -89,7 +89,7 @@ def start(
     creds = dbs.issue(data, run_identity(task.owner.name, run.id), decision.role)
     env = {
         "HOME": workdir,
-        "PATH": os.path.dirname(cfg.run_python) + ":/usr/local/bin:/usr/bin:/bin",
+        "PATH": os.path.dirname(cfg.python) + ":/usr/local/bin:/usr/bin:/bin",
         "LANG": "C.UTF-8",
         "PYTHONUNBUFFERED": "1",
         "SPACES_SPACE_ID": str(space.id),
@@ -114,12 +114,12 @@ def command(cfg: SpacesTasks, entry: str, parameters: dict) -> list[str]:
     """The command of a run: papermill for a notebook (its output notebook beside it),
     the script itself otherwise (its parameters in ``$SPACES_TASK_PARAMETERS``)."""
     if entry.endswith(".ipynb"):
-        argv = [cfg.run_python, "-m", "papermill", "--log-output", "--no-progress-bar", entry, "output.ipynb"]
+        argv = [cfg.python, "-m", "papermill", "--log-output", "--no-progress-bar", entry, "output.ipynb"]
         for name, value in sorted(parameters.items()):
             # -r keeps a string as it is; -p reads numbers and True/False as such
             argv += ["-r", name, value] if isinstance(value, str) else ["-p", name, str(value)]
         return argv
-    return [cfg.run_python, entry]
+    return [cfg.python, entry]
 
 
 def finish(
