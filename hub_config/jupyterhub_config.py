@@ -18,6 +18,7 @@ from pathlib import Path
 from jupyterhub_spaces.demo import ADMIN_USERS, private_state
 from jupyterhub_spaces.hub_gate import space_server_gate
 from jupyterhub_spaces.hub_roles import ADMIN_SCOPE, CUSTOM_SCOPES, SERVICE, service_role
+from jupyterhub_spaces.tasks.engine import AirflowSite, airflow_services, engine_role
 
 c = get_config()  # noqa: F821
 
@@ -93,6 +94,27 @@ c.JupyterHub.load_roles = [
     },
 ]
 
+# -- Tasks: Apache Airflow from its own virtualenv (scripts/setup.d/55-airflow.sh),
+# its home and metadata database in the hub's state directory
+AIRFLOW_VENV = Path(
+    os.environ.get("SPACES_AIRFLOW_VENV")
+    or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "jupyterhub-spaces" / "airflow-venv"
+)
+SPACES_SERVICE_URL = f"http://127.0.0.1:{os.environ.get('SPACES_SERVICE_PORT', '10101')}"
+airflow = AirflowSite(
+    home=VAR / "airflow",
+    venv=AIRFLOW_VENV,
+    db_url=f"sqlite:///{VAR / 'airflow' / 'airflow.db'}",
+    port=int(os.environ.get("SPACES_AIRFLOW_PORT", "10180")),
+    ui_port=int(os.environ.get("SPACES_AIRFLOW_UI_PORT", "10181")),
+    spaces_api_url=f"{SPACES_SERVICE_URL}/services/{SERVICE}/api/v1/",
+)
+airflow_managed = airflow_services(airflow) if (AIRFLOW_VENV / "bin" / "airflow").exists() else []
+if airflow_managed:
+    c.JupyterHub.load_roles.append(engine_role(airflow_managed, SERVICE))
+    # spaces admins reach Airflow's own UI at /services/airflow/ (behind the hub login)
+    c.JupyterHub.load_roles[0]["scopes"].append(f"access:services!service={airflow.ui_service}")
+
 # -- services
 c.JupyterHub.services = [
     {
@@ -101,7 +123,10 @@ c.JupyterHub.services = [
         "command": [str(BIN / "jupyterhub-spaces-service"), f"--config={SPACES_CONFIG}"],
         "cwd": str(ROOT),
         # a managed service keeps only a few variables of the hub's environment
-        "environment": {"SPACES_VAR_DIR": str(VAR)},
+        "environment": {
+            "SPACES_VAR_DIR": str(VAR),
+            "SPACES_AIRFLOW_URL": airflow.url if airflow_managed else "",
+        },
         "display": True,
         "oauth_no_confirm": True,
         # the service sees whether a browser user holds the admin scope
@@ -111,4 +136,5 @@ c.JupyterHub.services = [
         "name": "idle-culler",
         "command": [sys.executable, "-m", "jupyterhub_idle_culler", "--timeout=3600"],
     },
+    *airflow_managed,
 ]

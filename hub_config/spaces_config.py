@@ -45,3 +45,10 @@ c.SpacesSettings.machine_profiles = {
     },
 }
 c.SpacesSettings.default_profile = "small"
+
+# Tasks: code saved from a member's space home, runs in private directories, and the
+# Airflow the hub runs (hub_config/jupyterhub_config.py starts it when installed)
+c.SpacesTasks.space_home_template = str(VAR / "spaces-home" / "{username}" / "{space}")
+c.SpacesTasks.run_root = str(VAR / "task-runs")
+c.SpacesTasks.engine_url = os.environ.get("SPACES_AIRFLOW_URL", "")
+c.SpacesTasks.engine_password_file = str(VAR / "airflow" / "passwords.json")

@@ -17,6 +17,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -301,3 +302,119 @@ class AuditEvent(Base):
     target_id: Mapped[str] = mapped_column(String(100), default="")
     outcome: Mapped[str] = mapped_column(String(20), default="ok")
     detail: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
+# ---------------------------------------------------------------------------
+# Code Assets and Tasks (revision 0004)
+
+
+class CodeBlob(Base):
+    """One file's content, stored once whatever how many versions hold it, by its
+    SHA-256 (content addressing: a version is a list of paths and these hashes)."""
+
+    __tablename__ = "code_blobs"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class CodeAsset(Base):
+    """Code saved from a space (a notebook, a script or a folder), with its versions."""
+
+    __tablename__ = "code_assets"
+    __table_args__ = (
+        UniqueConstraint("space_id", "name", name="code_asset_name_in_space"),
+        CheckConstraint("kind in ('notebook', 'script', 'folder')", name="code_asset_kind"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    space_id: Mapped[int] = mapped_column(ForeignKey("spaces.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(10))
+    created_by: Mapped[str] = mapped_column(String(255), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    versions: Mapped[list[CodeAssetVersion]] = relationship(
+        cascade="all, delete-orphan", order_by="CodeAssetVersion.number"
+    )
+
+
+class CodeAssetVersion(Base):
+    """An immutable snapshot of a Code Asset: ``manifest`` maps each relative path to
+    the SHA-256 of its content; ``hash`` is the SHA-256 of the manifest itself.
+    ``lineage`` is what the space held when it was saved (products and assets)."""
+
+    __tablename__ = "code_asset_versions"
+    __table_args__ = (UniqueConstraint("code_asset_id", "number", name="one_version_number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code_asset_id: Mapped[int] = mapped_column(
+        ForeignKey("code_assets.id", ondelete="CASCADE"), index=True
+    )
+    number: Mapped[int] = mapped_column(Integer)
+    hash: Mapped[str] = mapped_column(String(64), index=True)
+    manifest: Mapped[dict] = mapped_column(JSON)
+    #: the file a Task runs (a notebook or a Python script), a path of the manifest
+    entry: Mapped[str] = mapped_column(Text)
+    size: Mapped[int] = mapped_column(Integer)
+    message: Mapped[str] = mapped_column(Text, default="")
+    author: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    source_space_id: Mapped[int | None] = mapped_column(Integer)
+    lineage: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
+class Task(Base):
+    """Background work of a space: one Code Asset version run on a schedule or on
+    demand, as its owner. Airflow runs it (one DAG per task, see
+    :mod:`jupyterhub_spaces.airflow`)."""
+
+    __tablename__ = "tasks"
+    __table_args__ = (UniqueConstraint("space_id", "name", name="task_name_in_space"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    space_id: Mapped[int] = mapped_column(ForeignKey("spaces.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("code_asset_versions.id"), index=True)
+    parameters: Mapped[dict] = mapped_column(JSON, default=dict)
+    #: a cron expression, or None for on demand only
+    schedule: Mapped[str | None] = mapped_column(String(100))
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    profile: Mapped[str] = mapped_column(String(100))
+    timeout_seconds: Mapped[int] = mapped_column(Integer, default=3600)
+    retries: Mapped[int] = mapped_column(Integer, default=0)
+    #: tables of the Publish database to publish after a successful run:
+    #: [{"table": ..., "name": ...}]
+    publish: Mapped[list] = mapped_column(JSON, default=list)
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    paused_reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+    owner: Mapped[User] = relationship()
+    version: Mapped[CodeAssetVersion] = relationship()
+
+
+class TaskRun(Base):
+    """One attempt of a Task as the engine reported it (refusals included)."""
+
+    __tablename__ = "task_runs"
+    __table_args__ = (
+        CheckConstraint(
+            "state in ('running', 'success', 'failed', 'refused', 'cancelled')", name="task_run_state"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), index=True)
+    engine_run_id: Mapped[str] = mapped_column(String(250), default="")
+    try_number: Mapped[int] = mapped_column(Integer, default=1)
+    state: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime)
+    log: Mapped[str] = mapped_column(Text, default="")
+    #: ids of the derived assets this run published
+    published: Mapped[list] = mapped_column(JSON, default=list)

@@ -20,8 +20,8 @@ import textwrap
 from traitlets.config import Configurable
 
 PACKAGE = "jupyterhub_spaces"
-#: modules that run elsewhere (Superset's own virtualenv) or hold no settings
-SKIP = (f"{PACKAGE}.alembic", f"{PACKAGE}.labextension", f"{PACKAGE}.tools.superset_home")
+#: modules that run elsewhere (Superset's and Airflow's own virtualenvs) or hold no settings
+SKIP = (f"{PACKAGE}.alembic", f"{PACKAGE}.labextension", f"{PACKAGE}.tools.superset_home", f"{PACKAGE}.airflow")
 #: listed first: the settings every site sets
 FIRST = ("SpacesSettings",)
 

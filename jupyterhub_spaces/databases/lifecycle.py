@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from .. import orm
 from ..policy.rights import why_stop
 from ..store import Store, audit, decide, space_query
+from ..tasks.identity import parse_identity
 from ..utils import utcnow
 from .base import DatabaseBackend, Issued
 from .publish import sweep_snapshots
@@ -28,7 +29,15 @@ log = logging.getLogger(__name__)
 
 def _why_revoke(db, item: Issued, lineage_enforced: bool, now: datetime) -> str | None:
     space = db.scalar(space_query().where(orm.Space.id == item.space_id))
-    decision = decide(db, [item.user], space, now, lineage_enforced)[item.user] if space else None
+    user = item.user
+    run = parse_identity(item.user)
+    if run is not None:
+        # a Task run's own login: it lives while its run runs, with its owner's rights
+        user, run_id = run
+        row = db.get(orm.TaskRun, run_id)
+        if row is None or row.state != "running":
+            return "the task run ended"
+    decision = decide(db, [user], space, now, lineage_enforced)[user] if space else None
     return why_stop(decision, role=item.role)
 
 
@@ -49,8 +58,8 @@ def reconcile(
     for item in dbs.issued():
         if space_id is not None and item.space_id != space_id:
             continue
-        if user is not None and item.user != user:
-            continue
+        if user is not None and item.user != user and (parse_identity(item.user) or ("",))[0] != user:
+            continue  # neither the member's login nor one of their task runs
         with store.transaction() as db:
             reason = _why_revoke(db, item, lineage_enforced, now)
         if reason is None:

@@ -20,6 +20,7 @@ from .model import (
 )
 from .roles import allowed
 from .slugs import is_safe_slug, server_name, slugify, space_id_of
+from .tasks import RunVerdict, may_run
 from .spec import one_active_conflict, over_space_limit, validate_profile, validate_role, validate_spec
 from .visibility import org_can_see, visible_orgs
 
@@ -32,6 +33,7 @@ __all__ = [
     "Mode",
     "Requirement",
     "Role",
+    "RunVerdict",
     "SpaceSpec",
     "Subscription",
     "SubscriptionStatus",
@@ -40,6 +42,7 @@ __all__ = [
     "decide",
     "is_safe_slug",
     "lineage_sources",
+    "may_run",
     "one_active_conflict",
     "org_can_see",
     "over_space_limit",

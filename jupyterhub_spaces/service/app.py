@@ -31,6 +31,8 @@ from ..databases.lifecycle import Reconciler
 from ..hubapi import HubAPI
 from ..settings import SpacesSettings
 from ..store import DatabaseRevisionError, Store
+from ..tasks.config import SpacesTasks
+from ..tasks.engine import AirflowClient
 from .base import NotFoundHandler
 from .guard import ExpiryTimer, SessionGuard
 from .inputs import MAX_BODY_BYTES
@@ -44,7 +46,7 @@ class SpacesService(Application):
     version = __version__
     description = __doc__
 
-    classes = [SpacesSettings, HubOAuth]
+    classes = [SpacesSettings, SpacesTasks, HubOAuth]
 
     aliases = {
         "config": "SpacesService.config_file",
@@ -164,6 +166,10 @@ class SpacesService(Application):
             self.log.critical("%s", e)
             self.exit(1)
         self.database_config = SpaceDatabases(parent=self)
+        self.tasks_config = SpacesTasks(parent=self)
+        if not self.tasks_config.run_root:
+            self.tasks_config.run_root = os.path.abspath("task-runs")
+        os.makedirs(self.tasks_config.run_root, mode=0o700, exist_ok=True)
         self.databases = backend(self.spaces_settings, self.database_config)
         # HubOAuth reads the hub's URL, the service token and the OAuth client from
         # the environment the hub gives a managed service
@@ -194,6 +200,12 @@ class SpacesService(Application):
             store=self.store,
             databases=self.databases,
             spaces_settings=self.spaces_settings,
+            tasks_config=self.tasks_config,
+            engine=AirflowClient(
+                self.tasks_config.engine_url,
+                self.tasks_config.engine_user,
+                self.tasks_config.engine_password_file,
+            ),
             service=self,
             static_url_prefix=url_path_join(self.service_prefix, "static/"),
             log_function=self._log_request,

@@ -237,10 +237,10 @@ ERRORS = {
     "404": "no such thing among yours: a thing you may not see answers exactly like one "
            "that does not exist",
     "409": "conflicts with the current state",
-    "413": "the body is larger than the service reads",
+    "413": "the body is larger than the service reads (or than a Code Asset may be)",
     "422": "invalid fields or query arguments (see fields)",
-    "502": "the hub answered something the service cannot use",
-    "503": "the hub cannot be reached: try again",
+    "502": "the hub or the task engine answered something the service cannot use",
+    "503": "the hub or the task engine cannot be reached: try again",
 }
 
 
@@ -438,6 +438,146 @@ PATHS = {
 # the lineage URLs are served under the catalog's asset URLs too
 PATHS["/api/v1/catalog/assets/{asset_id}/lineage"] = PATHS["/api/v1/assets/{asset_id}/lineage"]
 PATHS["/api/v1/catalog/assets/{asset_id}/lineage.svg"] = PATHS["/api/v1/assets/{asset_id}/lineage.svg"]
+
+# Code Assets and Tasks
+CODE_ASSET = path_param("code_asset_id", "the Code Asset's id")
+VERSION = path_param("number", "the version number")
+TASK = path_param("task_id", "the task's id")
+RUN = path_param("run_id", "the run's id")
+ENGINE = "only the task engine's components (their JupyterHub service tokens)"
+PATHS.update({
+    "/api/v1/spaces/{space_id}/code-assets": {
+        "parameters": [SPACE],
+        "get": op("The space's Code Assets", schema=obj(items=arr(ref("CodeAsset"))), errors=("401", "404"),
+                  tags=["code assets"]),
+        "post": op("Save a new version of a Code Asset (owner, editor): uploaded files or a path of my space "
+                   "home; identical content makes none (200)", 201, ref("CodeAsset"), "CodeAssetInput",
+                   errors=("401", "403", "404", "409", "413"), tags=["code assets"]),
+    },
+    "/api/v1/code-assets/{code_asset_id}": {
+        "parameters": [CODE_ASSET],
+        "get": op("A Code Asset and its versions", schema=ref("CodeAsset"), errors=("401", "404"),
+                  tags=["code assets"]),
+    },
+    "/api/v1/code-assets/{code_asset_id}/versions/{number}": {
+        "parameters": [CODE_ASSET, VERSION],
+        "get": op("One version with its files' text", schema=ref("CodeAssetVersion"), errors=("401", "404"),
+                  tags=["code assets"]),
+    },
+    "/api/v1/code-assets/{code_asset_id}/diff": {
+        "parameters": [CODE_ASSET, {**query("from", "a version number", INT), "required": True},
+                       {**query("to", "a version number", INT), "required": True}],
+        "get": op("A unified text diff between two versions", schema=obj(("diff",), diff=STR, **{"from": INT},
+                                                                         to=INT),
+                  errors=("401", "404", "422"), tags=["code assets"]),
+    },
+    "/api/v1/code-assets/{code_asset_id}/versions/{number}/restore": {
+        "parameters": [CODE_ASSET, VERSION],
+        "post": op("Write a version's files into my space home (owner, editor)", schema=obj(
+            restored=arr(STR), version=INT), errors=("401", "403", "404", "409"), tags=["code assets"]),
+    },
+    "/api/v1/spaces/{space_id}/tasks": {
+        "parameters": [SPACE],
+        "get": op("The space's tasks with their last runs", schema=obj(items=arr(ref("Task"))),
+                  errors=("401", "404"), tags=["tasks"]),
+        "post": op("Create a task I own (owner, editor)", 201, ref("Task"), "TaskInput",
+                   errors=("401", "403", "404", "409"), tags=["tasks"]),
+    },
+    "/api/v1/tasks/{task_id}": {
+        "parameters": [TASK],
+        "get": op("A task with its last runs", schema=ref("Task"), errors=("401", "404"), tags=["tasks"]),
+        "patch": op("Change a task (owner, editor); changing what it runs makes me its owner", schema=ref("Task"),
+                    body="TaskInput", errors=("401", "403", "404", "409"), tags=["tasks"]),
+        "delete": op("Delete a task (owner, editor)", 204, errors=("401", "403", "404"), tags=["tasks"]),
+    },
+    "/api/v1/tasks/{task_id}/run": {
+        "parameters": [TASK],
+        "post": op("Run the task now (refused with the reason when its owner may not run it)", 202,
+                   obj(task_id=INT, engine_run_id=NULL_STR, state=NULL_STR),
+                   errors=("401", "403", "404", "409", "502", "503"), tags=["tasks"]),
+    },
+    "/api/v1/tasks/{task_id}/pause": {
+        "parameters": [TASK],
+        "post": op("Pause the task's schedule", schema=ref("Task"), errors=("401", "403", "404"), tags=["tasks"]),
+    },
+    "/api/v1/tasks/{task_id}/resume": {
+        "parameters": [TASK],
+        "post": op("Resume the task's schedule", schema=ref("Task"), errors=("401", "403", "404"), tags=["tasks"]),
+    },
+    "/api/v1/tasks/{task_id}/runs": {
+        "parameters": [TASK],
+        "get": op("The task's runs, newest first", schema=page_of("TaskRun"), params=PAGING,
+                  errors=("401", "404", "422"), tags=["tasks"]),
+    },
+    "/api/v1/tasks/{task_id}/runs/{run_id}": {
+        "parameters": [TASK, RUN],
+        "get": op("One run with the end of its output", schema=ref("TaskRun"), errors=("401", "404"), tags=["tasks"]),
+    },
+    "/api/v1/tasks/{task_id}/runs/{run_id}/cancel": {
+        "parameters": [TASK, RUN],
+        "post": op("Cancel a running run (owner, editor)", 202, obj(run_id=INT, state=STR),
+                   errors=("401", "403", "404", "409", "502"), tags=["tasks"]),
+    },
+    "/api/v1/engine/tasks": {
+        "get": op(f"Every task's definition, for the DAG file ({ENGINE})", schema=obj(tasks=arr({"type": "object"})),
+                  errors=("401", "403"), tags=["engine"]),
+    },
+    "/api/v1/engine/runs": {
+        "post": op(f"Before an attempt: the command to run, or 403 with the reason it is refused ({ENGINE})", 201,
+                   {"type": "object"}, "EngineRunInput", errors=("401", "403", "404"), tags=["engine"]),
+    },
+    "/api/v1/engine/runs/{run_id}/log": {
+        "parameters": [RUN],
+        "post": op(f"The output so far of a running run ({ENGINE})", 204, body="EngineLogInput",
+                   errors=("401", "403", "404"), tags=["engine"]),
+    },
+    "/api/v1/engine/runs/{run_id}/finish": {
+        "parameters": [RUN],
+        "post": op(f"The end of an attempt: credentials revoked, outputs published ({ENGINE})",
+                   schema=ref("TaskRun"), body="EngineFinishInput", errors=("401", "403", "404"), tags=["engine"]),
+    },
+})
+SCHEMAS["CodeAssetVersion"] = obj(
+    number=INT, hash={**STR, "description": "SHA-256 of the manifest (path -> SHA-256 of the file)"},
+    entry=STR, size=INT, files={"description": "paths (in lists) or {path: text} (one version)"},
+    message=STR, author=STR, created_at=TIME, source_space_id=nullable(INT),
+    lineage={"type": "object", "description": "the space's products and assets when it was saved"},
+)
+SCHEMAS["CodeAsset"] = obj(
+    id=INT, space_id=INT, name=STR, kind={"type": "string", "enum": ["notebook", "script", "folder"]},
+    created_by=STR, created_at=TIME, latest_version=nullable(INT), versions=arr(ref("CodeAssetVersion")),
+    version=ref("CodeAssetVersion"), new_version=BOOL,
+)
+SCHEMAS["CodeAssetInput"] = obj(
+    ("name",), name=STR, message=STR, entry={**STR, "description": "the notebook or script a task runs"},
+    files={"type": "object", "additionalProperties": STR, "description": "{path: text}; or give path"},
+    path={**STR, "description": "a file or folder of my space home; or give files"},
+)
+SCHEMAS["TaskRun"] = obj(
+    id=INT, task_id=INT, state={"type": "string", "enum": ["running", "success", "failed", "refused", "cancelled"]},
+    reason=STR, try_number=INT, engine_run_id=STR, started_at=TIME, ended_at=NULL_TIME,
+    duration_seconds=nullable({"type": "number"}), published=arr(INT), log=STR,
+)
+PUBLISH_ITEM = obj(("table", "name"), table=STR, name=STR)
+SCHEMAS["Task"] = obj(
+    id=INT, space_id=INT, name=STR, owner=STR, code_asset_id=INT, version=INT, entry=STR,
+    parameters={"type": "object"}, schedule=NULL_STR, timezone=STR, profile=STR, timeout_seconds=INT,
+    retries=INT, publish=arr(PUBLISH_ITEM), paused=BOOL, paused_reason=STR, engine_dag_id=STR,
+    created_at=TIME, updated_at=TIME, last_runs=arr(ref("TaskRun")),
+)
+SCHEMAS["TaskInput"] = obj(
+    name=STR, code_asset_id=INT, version={**INT, "description": "default: the latest"},
+    parameters={"type": "object", "description": "{name: string, number or boolean}"},
+    schedule={**NULL_STR, "description": "cron (5 fields) or @hourly/@daily/...; null: on demand"},
+    timezone={**STR, "description": "IANA time zone of the schedule"}, profile=STR,
+    timeout_seconds=INT, retries=INT, publish=arr(PUBLISH_ITEM), paused=BOOL,
+)
+SCHEMAS["EngineLogInput"] = obj(("log",), log=STR)
+SCHEMAS["EngineRunInput"] = obj(("task_id", "engine_run_id"), task_id=INT, engine_run_id=STR, try_number=INT)
+SCHEMAS["EngineFinishInput"] = obj(
+    ("state",), state={"type": "string", "enum": ["success", "failed", "cancelled"]}, log=STR,
+    returncode=nullable(INT),
+)
 
 SCHEMAS["CollaboratorInput"] = closed(("user", "role"), user={**TEXT, "maxLength": 255},
                                       role={"type": "string", "enum": ["editor", "viewer", "publisher"]})

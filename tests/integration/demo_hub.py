@@ -35,12 +35,15 @@ class DemoHub:
     def __init__(self, var: Path):
         self.var = var
         self.url = f"http://127.0.0.1:{free_port()}"
-        self.ports = {"hub": free_port(), "proxy": free_port(), "service": free_port()}
+        self.ports = {"hub": free_port(), "proxy": free_port(), "service": free_port(), "airflow": free_port(),
+                      "airflow_ui": free_port()}
         self.log_path = var.parent / "jupyterhub.log"
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 180) -> None:
-        env = dict(os.environ, SPACES_VAR_DIR=str(self.var), SPACES_SERVICE_PORT=str(self.ports["service"]))
+        env = dict(os.environ, SPACES_VAR_DIR=str(self.var), SPACES_SERVICE_PORT=str(self.ports["service"]),
+                   SPACES_AIRFLOW_PORT=str(self.ports["airflow"]),
+                   SPACES_AIRFLOW_UI_PORT=str(self.ports["airflow_ui"]))
         env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(

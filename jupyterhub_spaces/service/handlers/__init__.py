@@ -16,5 +16,7 @@ MODULES = [
     "jupyterhub_spaces.service.openapi",
     "jupyterhub_spaces.service.handlers.activation",
     "jupyterhub_spaces.service.handlers.publish",
+    "jupyterhub_spaces.service.handlers.codeassets",
+    "jupyterhub_spaces.service.handlers.tasks",
     "jupyterhub_spaces.service.handlers.pages",
 ]

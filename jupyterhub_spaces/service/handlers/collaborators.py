@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ... import orm, policy
 from ...policy.rights import narrows
+from ...tasks.runs import pause_owned_tasks
 from ..base import APIError, APIHandler, Field
 from ..inputs import shown
 from ..models import collaborator_model
@@ -122,6 +123,9 @@ class CollaboratorHandler(APIHandler):
         space_id = space.id
         self.db.delete(member)
         self.audit("collaborator.remove", "space", space_id, user=name, role=member.role)
+        # the member's tasks in the space stop running as them
+        for task_id in pause_owned_tasks(self.db, space_id, member.user_id, f"its owner {name} left the space"):
+            self.audit("task.pause", "task", task_id, space_id=space_id, reason="owner removed")
         self.commit()
         # a removed member loses the running session and their database login before
         # the answer, not at the next reconcile

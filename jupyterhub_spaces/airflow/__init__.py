@@ -1,0 +1,14 @@
+"""The Airflow side of jupyterhub-spaces: imported by Airflow's own processes.
+
+It imports nothing of the hub or the spaces service (only the standard library and
+Airflow), and talks to the spaces service's API with the token of the JupyterHub
+service it runs as, so it works wherever Airflow runs:
+
+- :mod:`.dags`: builds one DAG per Task from the definitions the service gives
+  (the DAGs folder holds one fixed file calling it; no user code is ever imported);
+- :mod:`.operator`: the one operator of those DAGs: asks the service before every run
+  (refused runs fail without retry), runs the command the service hands back in its
+  own process, and reports the end (the service revokes the run's credentials and
+  publishes its outputs);
+- :mod:`.component`: starts an Airflow component after its database is migrated.
+"""
