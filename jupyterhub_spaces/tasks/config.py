@@ -39,8 +39,8 @@ class SpacesTasks(Configurable):
     space_home_template = Unicode(
         "",
         help="Embedded default: a member's home in a space, where 'Save as code asset' "
-        "reads files and restore writes them; {username} and {space} (the space's slug) "
-        "are filled in. Empty: Code Assets are saved from uploaded files only.",
+        "reads files and restore writes them; {username} and {space} (the space's server name, "
+        "space-<id>, as in LocalSpaceSpawner.home_dir_template) are filled in. Empty: Code Assets are saved from uploaded files only.",
     ).tag(config=True)
 
     run_root = Unicode(

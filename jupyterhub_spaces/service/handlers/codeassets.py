@@ -89,7 +89,7 @@ class TasksConfigMixin:
                 "this site keeps no space homes the service can read or write: upload the "
                 "files instead (the files field), or restore by reading a version's files",
             )
-        return template.format(username=self.user_name, space=space.slug)
+        return template.format(username=self.user_name, space=policy.server_name(space.id))
 
     def code_asset_for(self, raw_id: str, action: str) -> tuple[orm.CodeAsset, orm.Space]:
         """The Code Asset and its space, if the caller's role allows ``action`` there;
