@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import posixpath
+import stat
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -111,39 +112,119 @@ def snapshot(files: dict[str, bytes], entry: str | None, max_bytes: int, max_fil
     return Snapshot(clean, entry)
 
 
+#: a folder opened without following a link at its last component
+_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+#: a file opened without following a link, and without blocking on a FIFO
+_FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK
+
+
+def _walk_to(root_fd: int, parts: list[str], field: str, create_as: tuple[int, int] | None = None) -> int:
+    """A descriptor of the folder ``parts`` below ``root_fd``, opened one component at a
+    time with ``O_NOFOLLOW``: a link anywhere on the way (even one a session puts there
+    while we walk) is refused, never followed. With ``create_as`` missing folders are
+    made, owned by that (uid, gid)."""
+    fd = os.dup(root_fd)
+    try:
+        for part in parts:
+            if create_as is not None:
+                try:
+                    os.mkdir(part, 0o700, dir_fd=fd)
+                    if os.geteuid() == 0:
+                        os.chown(part, *create_as, dir_fd=fd, follow_symlinks=False)
+                except FileExistsError:
+                    pass
+            try:
+                child = os.open(part, _DIR, dir_fd=fd)
+            except FileNotFoundError:
+                raise CodeAssetError(404, f"no folder {part!r} in your space home", field) from None
+            except OSError:
+                # ELOOP (a link) or ENOTDIR (a file): never followed
+                raise CodeAssetError(409, f"{part!r} in your space home is not a plain folder", field) from None
+            os.close(fd)
+            fd = child
+        return fd
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _open_home(root: str, field: str) -> int:
+    try:
+        return os.open(root, _DIR)
+    except FileNotFoundError:
+        raise CodeAssetError(
+            404, "your home in this space does not exist yet: activate the space once, then try again", field
+        ) from None
+
+
 def read_folder(root: str, path: str, max_bytes: int, max_files: int) -> dict[str, bytes]:
     """The files at ``path`` inside ``root`` (a file, or a folder walked without
     following links), by path relative to ``path``'s folder. Nothing outside ``root``
-    is read: links are skipped and ``..`` refused."""
+    is read: ``..`` is refused, and every component is opened relative to its folder
+    with ``O_NOFOLLOW``, so a link (even one swapped in while the service reads, from
+    a running session) is skipped or refused, never followed. FIFOs, devices and
+    sockets are skipped."""
     rel = clean_path(path)
-    real_root = os.path.realpath(root)
-    target = os.path.join(real_root, rel)
-    if os.path.realpath(target) != target or not os.path.exists(target):
-        raise CodeAssetError(404, f"no file or folder {path!r} in your space home", "path")
+    parts = rel.split("/")
     found: dict[str, bytes] = {}
     total = 0
 
-    def add(full: str, name: str) -> None:
+    def read_file(fd: int, name: str) -> None:
         nonlocal total
-        if os.path.islink(full) or not os.path.isfile(full):
-            return
-        total += os.path.getsize(full)
+        with os.fdopen(fd, "rb") as f:
+            data = f.read(max_bytes - total + 1)
+        total += len(data)
         if total > max_bytes or len(found) >= max_files:
             raise CodeAssetError(
                 413, f"{path!r} is larger than a Code Asset may be ({max_bytes} bytes, {max_files} files)", "path"
             )
-        with open(full, "rb") as f:
-            found[name] = f.read()
+        found[name] = data
 
-    if os.path.isfile(target):
-        add(target, posixpath.basename(rel))
-        return found
-    for dirpath, dirnames, filenames in os.walk(target):
-        # checkpoints and caches are not code
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d != "__pycache__")
-        for name in sorted(filenames):
-            full = os.path.join(dirpath, name)
-            add(full, os.path.relpath(full, target).replace(os.sep, "/"))
+    def walk(dir_fd: int, prefix: str) -> None:
+        for entry in sorted(os.scandir(dir_fd), key=lambda e: e.name):
+            if entry.is_symlink():
+                continue
+            try:
+                fd = os.open(entry.name, _FILE, dir_fd=dir_fd)
+            except OSError:
+                continue  # gone, a link swapped in, or unreadable: not code
+            st = os.fstat(fd)
+            name = f"{prefix}{entry.name}"
+            if stat.S_ISREG(st.st_mode):
+                read_file(fd, name)
+            elif stat.S_ISDIR(st.st_mode) and not entry.name.startswith(".") and entry.name != "__pycache__":
+                # checkpoints and caches are not code
+                try:
+                    walk(fd, name + "/")
+                finally:
+                    os.close(fd)
+            else:
+                os.close(fd)
+
+    missing = CodeAssetError(404, f"no file or folder {path!r} in your space home", "path")
+    root_fd = _open_home(root, "path")
+    try:
+        parent = _walk_to(root_fd, parts[:-1], "path")
+        try:
+            try:
+                fd = os.open(parts[-1], _FILE, dir_fd=parent)
+            except OSError:
+                raise missing from None
+            st = os.fstat(fd)
+            if stat.S_ISREG(st.st_mode):
+                read_file(fd, parts[-1])
+            elif stat.S_ISDIR(st.st_mode):
+                try:
+                    walk(fd, "")
+                finally:
+                    os.close(fd)
+            else:
+                os.close(fd)
+                raise missing
+        finally:
+            os.close(parent)
+    finally:
+        os.close(root_fd)
     return found
 
 
@@ -230,20 +311,39 @@ def _text(data: bytes | None) -> str:
 
 def restore(files: dict[str, bytes], root: str, into: str) -> list[str]:
     """Write ``files`` under ``root``/``into`` (made when missing; nothing outside
-    ``root``, never through a link). Returns the paths written, relative to ``root``."""
+    ``root``, never through a link). Returns the paths written, relative to ``root``.
+
+    Every folder is opened relative to its parent with ``O_NOFOLLOW`` and every file is
+    created with ``O_NOFOLLOW`` too, so a link a running session puts in the way is
+    refused, never followed (the service may run as root). What is written belongs to
+    ``root``'s owner, so the member's session can use it."""
     base = clean_path(into) if into not in ("", ".") else ""
-    real_root = os.path.realpath(root)
     written = []
-    for path, data in sorted(files.items()):
-        rel = posixpath.join(base, path) if base else path
-        target = os.path.join(real_root, rel)
-        parent = os.path.dirname(target)
-        os.makedirs(parent, exist_ok=True)
-        if os.path.realpath(parent) != parent or os.path.islink(target):
-            raise CodeAssetError(409, f"cannot restore {rel!r}: a link is in the way", "into")
-        with open(target, "wb") as f:
-            f.write(data)
-        written.append(rel)
+    root_fd = _open_home(root, "into")
+    try:
+        home = os.fstat(root_fd)
+        owner = (home.st_uid, home.st_gid)
+        for path, data in sorted(files.items()):
+            rel = posixpath.join(base, clean_path(path)) if base else clean_path(path)
+            parts = rel.split("/")
+            parent = _walk_to(root_fd, parts[:-1], "into", create_as=owner)
+            try:
+                try:
+                    fd = os.open(parts[-1], os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o600,
+                                 dir_fd=parent)
+                except OSError:
+                    raise CodeAssetError(409, f"cannot restore {rel!r}: a link is in the way", "into") from None
+                with os.fdopen(fd, "wb") as f:
+                    st = os.fstat(f.fileno())
+                    if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+                        raise CodeAssetError(409, f"cannot restore {rel!r}: it is not a plain file", "into")
+                    if os.geteuid() == 0:
+                        os.fchown(f.fileno(), *owner)
+                    f.truncate(0)
+                    f.write(data)
+            finally:
+                os.close(parent)
+            written.append(rel)
+    finally:
+        os.close(root_fd)
     return written
-
-

@@ -253,3 +253,69 @@ def test_deleting_a_space_takes_its_code_assets_tasks_and_runs(tmp_path):
                 assert db.scalar(select(func.count()).select_from(table)) == 0, table.__tablename__
     finally:
         store.dispose()
+
+
+def test_restore_makes_nothing_through_a_link_on_the_way(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (home / "job").symlink_to(outside)
+    with pytest.raises(codeasset.CodeAssetError):
+        codeasset.restore({"a/b/run.py": b"x"}, str(home), "job")
+    # not even the folders on the way were made through the link
+    assert list(outside.iterdir()) == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="changing a file's owner needs root")
+def test_restore_gives_what_it_writes_to_the_home_owner(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    os.chown(home, 65534, 65534)
+    codeasset.restore({"a/run.py": b"x"}, str(home), "restored")
+    for path in (home / "restored", home / "restored" / "a", home / "restored" / "a" / "run.py"):
+        assert (path.stat().st_uid, path.stat().st_gid) == (65534, 65534), path
+
+
+def test_a_link_swapped_in_while_reading_is_never_followed(tmp_path):
+    """A running session can swap a file for a link between any check and the open;
+    the service (root on the embedded default) must never read through it."""
+    import threading
+
+    secret = tmp_path / "secret.txt"
+    secret.write_text("HUB-SECRET")
+    home = tmp_path / "home"
+    (home / "job").mkdir(parents=True)
+    plain = home / "job" / "plain.py"
+    link = home / "job" / "link.py"
+    target = home / "job" / "run.py"
+    stop = threading.Event()
+
+    def swap():
+        while not stop.is_set():
+            plain.write_text("print(1)\n")
+            os.replace(plain, target)
+            link.unlink(missing_ok=True)
+            link.symlink_to(secret)
+            os.replace(link, target)
+
+    thread = threading.Thread(target=swap)
+    thread.start()
+    try:
+        for _ in range(3000):
+            try:
+                files = codeasset.read_folder(str(home), "job", 10_000, 10)
+            except codeasset.CodeAssetError:
+                continue
+            assert all(b"HUB-SECRET" not in data for data in files.values())
+    finally:
+        stop.set()
+        thread.join()
+
+
+def test_a_home_not_made_yet_is_a_clear_404(tmp_path):
+    for call in (lambda: codeasset.read_folder(str(tmp_path / "none"), "job", 10, 1),
+                 lambda: codeasset.restore({"run.py": b"x"}, str(tmp_path / "none"), "")):
+        with pytest.raises(codeasset.CodeAssetError) as e:
+            call()
+        assert e.value.status == 404 and "activate the space" in e.value.message
