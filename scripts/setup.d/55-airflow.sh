@@ -2,9 +2,10 @@
 # Build the virtualenv that runs Apache Airflow, the engine behind the spaces' Tasks.
 # Airflow pins many packages of its own, so it does not share the checkout's
 # environment: like Superset's it lives in a cache directory outside the checkout and
-# is reused by every checkout, test run and CI run on this machine. The checkout itself
-# is installed into it without dependencies, so Airflow can import
-# jupyterhub_spaces.airflow (the provider: it imports nothing of the hub or service).
+# is reused by every checkout, test run and CI run on this machine. Nothing of the
+# checkout is installed into it: the hub starts Airflow with PYTHONPATH naming the
+# checkout, so Airflow imports jupyterhub_spaces.airflow (the provider, which imports
+# nothing of the hub or service) from the checkout that runs it.
 #
 #   scripts/setup.d/55-airflow.sh [demo|test]
 #
