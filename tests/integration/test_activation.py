@@ -36,7 +36,8 @@ c.LocalSpaceSpawner.home_dir_template = %r
 
 
 def start_space_hub(workdir: Path, extra_config: str = "", db_url: str | None = None) -> SpacesHub:
-    """A hub with LocalSpaceSpawner, the demo catalog and alice's race spaces."""
+    """A hub with LocalSpaceSpawner, the demo catalog, alice's race spaces and one
+    space of hers that no test starts."""
     db_url = db_url or f"sqlite:///{workdir / 'spaces.sqlite'}"
     settings = SpacesSettings(
         db_url=db_url,
@@ -54,6 +55,13 @@ def start_space_hub(workdir: Path, extra_config: str = "", db_url: str | None = 
             )
             space.collaborators = [orm.Collaborator(user_id=alice.id, role="owner")]
             db.add(space)
+        # one space no test starts (the race starts any of the race spaces)
+        idle = orm.Space(
+            slug="never-started", display_name="Never started", owner_id=alice.id,
+            tools=["jupyterlab"], profile="small", workers=0,
+        )
+        idle.collaborators = [orm.Collaborator(user_id=alice.id, role="owner")]
+        db.add(idle)
     h = SpacesHub(
         workdir,
         db_url,

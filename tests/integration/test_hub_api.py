@@ -121,7 +121,7 @@ def test_progress_of_a_space_never_started_is_one_final_event(gated_hub, alice):
 
     from jupyterhub_spaces.service.openapi import document
 
-    sid = space_id(gated_hub, "race-10")  # alice's, never started: the hub has no record
+    sid = space_id(gated_hub, "never-started")  # alice's: the hub has no record of it
     r = alice.get(f"{API}spaces/{sid}/progress", timeout=60)
     assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/event-stream"), r.text
     events = [line[len("data:"):] for line in r.text.splitlines() if line.startswith("data:")]
