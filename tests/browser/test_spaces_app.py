@@ -181,6 +181,7 @@ def test_alice_activates_and_watches_progress(login, demo_hub, shot):
     page.wait_for_selector("#progress-log li:has-text('Server requested')")
     shot(page, "07-activation-progress")
     page.wait_for_selector("#open-session", timeout=SPAWN_WAIT)
+    assert page.locator("#open-session").inner_text() == "Open JupyterLab"  # a workbench
     assert page.locator("#view h1 .badge-active").is_visible()
     tiles = page.locator("#tool-tiles li.tile")
     tiles.first.wait_for()

@@ -7,6 +7,8 @@ space (``suspend_all``), so they do not depend on each other's sessions.
 
 from __future__ import annotations
 
+import json
+import re
 import threading
 import time
 from pathlib import Path
@@ -148,6 +150,11 @@ def test_alice_reaches_jupyterlab_with_her_data_read_only(space_hub, alice):
     browser = space_hub.browser("alice")
     lab = browser.get(f"/user/alice/space-{sid}/lab")
     assert lab.status_code == 200 and "JupyterLab" in lab.text, lab.url
+    # a session never asks to fetch JupyterLab's news nor checks for updates
+    page_config = json.loads(
+        re.search(r'<script id="jupyter-config-data" type="application/json">(.*?)</script>', lab.text, re.S)[1]
+    )
+    assert page_config["news"] == {"disabled": True}, page_config.get("news")
 
     # the asset's files are in the session, at assets/<product>/<asset>
     base = f"/user/alice/space-{sid}/api/contents/"

@@ -16,6 +16,7 @@ import {
   missingOf,
   modeOf,
   names,
+  openLabel,
   sessionUrl,
   slugify,
   stateOf,
@@ -210,7 +211,7 @@ async function spaceView(id) {
   if (mode === "sandbox" || mode === "workbench") {
     if (state === "active") {
       actions.append(
-        h("a.button.primary", { href: sessionUrl(space, config.hubPrefix, config.user), id: "open-session" }, "Open JupyterLab"),
+        h("a.button.primary", { href: sessionUrl(space, config.hubPrefix, config.user), id: "open-session" }, openLabel(mode)),
         h("button", { id: "suspend", onclick: () => suspend(space) }, "Suspend"));
     } else if (state === "starting") {
       actions.append(h("button.primary", { disabled: true }, "Starting…"));

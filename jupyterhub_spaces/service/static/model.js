@@ -56,6 +56,11 @@ export function sessionUrl(space, hubPrefix, user) {
   return `${base}user/${encodeURIComponent(user)}/${encodeURIComponent(space.server)}/lab`;
 }
 
+/** What the button that opens an active session says: a Sandbox opens its desktop. */
+export function openLabel(mode) {
+  return mode === "sandbox" ? "Open desktop" : "Open JupyterLab";
+}
+
 /** Missing subscriptions of a locked access decision, each {kind, id, name, reason, message}. */
 export function missingOf(access) {
   return ((access && access.missing) || []).map((m) => {

@@ -4,7 +4,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 
 // the app's module as a .mjs copy (APP_MODEL, a file URL), so any Node reads it as ESM
-const { checkSpec, sessionUrl, slugify, stateOf, subscriptionOf, subscriptionText, missingOf } = await import(process.env.APP_MODEL);
+const { checkSpec, openLabel, sessionUrl, slugify, stateOf, subscriptionOf, subscriptionText, missingOf } = await import(process.env.APP_MODEL);
 
 const profiles = [
   { name: "small", display_name: "Small", min_workers: 0, max_workers: 2 },
@@ -74,4 +74,9 @@ test("a session's URL names the space's server, never its slug", () => {
   assert.equal(sessionUrl(space, "/jhub/hub/", "dave"), "/jhub/user/dave/space-7/lab");
   assert.equal(sessionUrl({ ...space, status: { url: "/jhub/user/dave/space-7/" } }, "/jhub/hub/", "dave"),
     "/jhub/user/dave/space-7/");
+});
+
+test("an active sandbox opens its desktop, a workbench JupyterLab", () => {
+  assert.equal(openLabel("sandbox"), "Open desktop");
+  assert.equal(openLabel("workbench"), "Open JupyterLab");
 });
