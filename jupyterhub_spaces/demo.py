@@ -295,8 +295,12 @@ def private_state(var: str) -> None:
     for root, dirs, files in os.walk(var):
         if os.path.abspath(root) == os.path.abspath(var):
             dirs[:] = [d for d in dirs if d not in SHARED_STATE]
+        # a link (Airflow's logs/…/latest is one) keeps its target's mode: Linux cannot
+        # change a link's own mode, and the target is tightened where it lies
         for name in dirs:
-            os.chmod(os.path.join(root, name), 0o700, follow_symlinks=False)
+            path = os.path.join(root, name)
+            if not os.path.islink(path):
+                os.chmod(path, 0o700)
         for name in files:
             path = os.path.join(root, name)
             if not os.path.islink(path):

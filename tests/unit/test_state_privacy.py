@@ -27,6 +27,10 @@ def test_private_state_tightens_what_earlier_runs_left(tmp_path):
     (var / "superset").mkdir(mode=0o755)
     (var / "superset" / "secret").write_text("x")
     os.chmod(var / "superset" / "secret", 0o644)
+    # links to folders and files, as Airflow's logs/<component>/latest: left as they are
+    (var / "airflow" / "logs" / "2026-12-01").mkdir(parents=True, mode=0o755)
+    (var / "airflow" / "logs" / "latest").symlink_to("2026-12-01")
+    (var / "airflow" / "current.log").symlink_to("logs/2026-12-01")
     # shared state keeps its own modes: sessions reach it through their binds
     (var / "data" / "p").mkdir(parents=True, mode=0o755)
     (var / "data" / "p" / "a.csv").write_text("x")
@@ -36,6 +40,8 @@ def test_private_state_tightens_what_earlier_runs_left(tmp_path):
     for name in ("jupyterhub.sqlite", "spaces.sqlite", "jupyterhub_cookie_secret", "demo-password"):
         assert mode(var / name) == 0o600, name
     assert mode(var / "superset") == 0o700 and mode(var / "superset" / "secret") == 0o600
+    assert mode(var / "airflow" / "logs" / "2026-12-01") == 0o700
+    assert (var / "airflow" / "logs" / "latest").is_symlink()
     assert mode(var / "data" / "p" / "a.csv") == 0o644
 
 
