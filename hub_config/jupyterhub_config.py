@@ -18,6 +18,7 @@ from pathlib import Path
 from jupyterhub_spaces.demo import ADMIN_USERS, private_state
 from jupyterhub_spaces.hub_gate import space_server_gate
 from jupyterhub_spaces.hub_roles import ADMIN_SCOPE, CUSTOM_SCOPES, SERVICE, service_role
+from jupyterhub_spaces.managed import stops_promptly
 from jupyterhub_spaces.tasks.engine import AirflowSite, airflow_services, engine_role
 
 c = get_config()  # noqa: F821
@@ -120,7 +121,7 @@ c.JupyterHub.services = [
     {
         "name": SERVICE,
         "url": f"http://127.0.0.1:{os.environ.get('SPACES_SERVICE_PORT', '10101')}",
-        "command": [str(BIN / "jupyterhub-spaces-service"), f"--config={SPACES_CONFIG}"],
+        "command": stops_promptly([str(BIN / "jupyterhub-spaces-service"), f"--config={SPACES_CONFIG}"]),
         "cwd": str(ROOT),
         # a managed service keeps only a few variables of the hub's environment
         "environment": {
@@ -134,7 +135,7 @@ c.JupyterHub.services = [
     },
     {
         "name": "idle-culler",
-        "command": [sys.executable, "-m", "jupyterhub_idle_culler", "--timeout=3600"],
+        "command": stops_promptly([sys.executable, "-m", "jupyterhub_idle_culler", "--timeout=3600"]),
     },
     *airflow_managed,
 ]

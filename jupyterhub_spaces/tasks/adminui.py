@@ -54,10 +54,15 @@ class AirflowUIHandler(HubOAuthenticated, web.RequestHandler):
         if self.request.method in ("GET", "HEAD") and self.request.path.startswith(self.prefix + "static/"):
             # Airflow's own scripts and styles: public code, no data, no credentials
             return await self._fetch(token=None)
-        return await self._signed_in()
+        forwarding = self._signed_in()
+        if forwarding is not None:  # None: web.authenticated sent the login redirect or 403
+            await forwarding
 
     @web.authenticated
-    async def _signed_in(self):
+    def _signed_in(self):
+        return self._fetch_as_airflow_admin()
+
+    async def _fetch_as_airflow_admin(self):
         await self._fetch(await self.airflow.token())
 
     async def _fetch(self, token: str | None):

@@ -23,6 +23,8 @@ from urllib.parse import quote
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
+from jupyterhub_spaces.managed import stops_promptly
+
 #: the DAG id of a Task
 DAG_PREFIX = "spaces_task_"
 #: the one DAG file of the DAGs folder
@@ -133,7 +135,7 @@ def airflow_services(site: AirflowSite, python: str = sys.executable) -> list[di
     site.prepare()
     env = site.environment()
     services = [
-        {"name": f"airflow-{component}", "command": site.command(component), "environment": dict(env),
+        {"name": f"airflow-{component}", "command": stops_promptly(site.command(component)), "environment": dict(env),
          "cwd": str(site.home)}
         for component in ("api-server", "scheduler", "dag-processor")
     ]
@@ -141,9 +143,10 @@ def airflow_services(site: AirflowSite, python: str = sys.executable) -> list[di
         services.append({
             "name": site.ui_service,
             "url": f"http://127.0.0.1:{site.ui_port}",
-            "command": [python, "-m", "jupyterhub_spaces.tasks.adminui", f"--airflow-url={site.url}",
-                        f"--password-file={site.password_file}", f"--user={site.user}",
-                        f"--admin-scope={site.admin_scope}"],
+            "command": stops_promptly([
+                python, "-m", "jupyterhub_spaces.tasks.adminui", f"--airflow-url={site.url}",
+                f"--password-file={site.password_file}", f"--user={site.user}",
+                f"--admin-scope={site.admin_scope}"]),
             "oauth_no_confirm": True,
             # the gateway sees whether the browser user holds the admin scope
             "oauth_client_allowed_scopes": [site.admin_scope],

@@ -54,3 +54,11 @@ def test_a_member_who_is_not_an_admin_gets_nothing_of_airflow(demo_hub, login):
     response = page.goto(f"{demo_hub.url}/services/airflow/")
     assert response.status == 403
     assert "Dag Processor" not in page.content()
+
+
+def test_a_visitor_not_logged_in_is_sent_to_the_hubs_login(demo_hub):
+    page = requests.get(f"{demo_hub.url}/services/airflow/", allow_redirects=False, timeout=30)
+    assert page.status_code == 302, page.text  # it was a 500
+    assert "/hub/api/oauth2/authorize" in page.headers["Location"] or "/hub/login" in page.headers["Location"]
+    api = requests.post(f"{demo_hub.url}/services/airflow/api/v2/dags", allow_redirects=False, timeout=30)
+    assert api.status_code == 403, api.text
