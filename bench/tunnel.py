@@ -32,7 +32,7 @@ from tornado import httpserver, web
 from jupyterhub_spaces.sandbox.protocol import Parser, encode
 from jupyterhub_spaces.sandbox.rules import SandboxRules, VncTarget
 from jupyterhub_spaces.sandbox.scripted_guacd import VNC_ARGS
-from jupyterhub_spaces.sandbox.tunnel import TunnelHandler, TunnelTarget
+from jupyterhub_spaces.sandbox.tunnel import GUACD_BUFFER, READ_SIZE, TunnelHandler, TunnelTarget
 
 BLOB = "A" * 6048  # guacd sends image data as base64 blobs of about this size
 END = b"4.sync,3.END;"
@@ -103,19 +103,21 @@ async def gateway_main(guacd_port: int, ws_port: int, relay_port: int):
     app = web.Application([(r"/tunnel", TunnelHandler)], sandbox_target=lambda: target)
     httpserver.HTTPServer(app).listen(ws_port, "127.0.0.1")
 
+    # the baseline reads and buffers as the tunnel does, so the ratio is about
+    # what the tunnel does with the bytes
     async def pipe(reader, writer):
         try:
-            while data := await reader.read(262144):
+            while data := await reader.read(READ_SIZE):
                 writer.write(data)
                 await writer.drain()
         finally:
             writer.close()
 
     async def relay(client_reader, client_writer):
-        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", guacd_port)
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", guacd_port, limit=GUACD_BUFFER)
         await asyncio.gather(pipe(client_reader, up_writer), pipe(up_reader, client_writer), return_exceptions=True)
 
-    server = await asyncio.start_server(relay, "127.0.0.1", relay_port)
+    server = await asyncio.start_server(relay, "127.0.0.1", relay_port, limit=GUACD_BUFFER)
     async with server:
         await server.serve_forever()
 
