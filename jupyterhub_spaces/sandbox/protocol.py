@@ -16,6 +16,7 @@ instruction so a relay can forward it without encoding it again.
 from __future__ import annotations
 
 import codecs
+from typing import Callable
 
 #: Largest instruction (in code points, all elements and separators) accepted by
 #: default. guacd sends image data in blobs of a few KiB, so this leaves ample room
@@ -246,6 +247,94 @@ class Parser:
                 self._buf = self._buf.encode("ascii")
             return self._scan(data, b".", b";", b",")
         return self._feed_decoded(data)
+
+    def takes_ascii(self, data: bytes) -> bool:
+        """Whether :meth:`feed_ascii` can take ``data``: plain ASCII arriving while
+        no multi-byte character or non-ASCII instruction is half received."""
+        buf = self._buf
+        return data.isascii() and (isinstance(buf, bytes) or buf.isascii()) and not self._decoder.getstate()[0]
+
+    def feed_ascii(self, data: bytes, keep: Callable[[str, str | None], bool]) -> bytes:
+        """Add ASCII ``data`` (see :meth:`takes_ascii`) and return the instructions it
+        completed that ``keep(opcode, first_argument_or_None)`` accepted, as the bytes
+        they arrived in.
+
+        The relay's fast path: the same grammar and limits as :meth:`feed` (every
+        element's length read and checked, so a value can never be taken for an
+        instruction boundary), but no :class:`Instruction` objects and no copy of
+        the data of the instructions that pass.
+        """
+        buf = self._buf
+        if buf:
+            buf = (buf if isinstance(buf, bytes) else buf.encode("ascii")) + data
+        else:
+            buf = data
+        # a partial instruction from the last read is scanned again from its start:
+        # it is one instruction, and it keeps this loop to one state
+        self._cursor, self._bounds = 0, []
+        find = buf.find
+        size = len(buf)
+        max_length = self.max_length
+        max_elements = self.max_elements
+        cache = _ASCII_CACHE
+        runs: list[int] = []  # start, end of each run of kept instructions, flattened
+        pos = start = 0  # next length prefix; start of the current instruction
+        first = None
+        while pos < size:
+            # one element per turn; ``count`` 1 is the opcode
+            dot = find(b".", pos, pos + _MAX_LENGTH_DIGITS + 1)
+            if dot < 0:
+                if size - pos > _MAX_LENGTH_DIGITS:
+                    raise ProtocolError(
+                        f"malformed element length {_text(buf[pos:pos + 12])!r}: expected decimal digits then '.'"
+                    )
+                break
+            digits = buf[pos:dot]
+            if not digits.isdigit():  # bytes: ASCII digits only, and not empty
+                raise ProtocolError(f"malformed element length {_text(digits)!r}: expected decimal digits then '.'")
+            end = dot + 1 + int(digits)
+            if end - start + 1 > max_length:
+                raise ProtocolError(
+                    f"instruction longer than the limit of {max_length} characters "
+                    f"(an element alone claims {int(digits)})"
+                )
+            if end >= size:
+                break
+            if pos == start:
+                opcode = buf[dot + 1:end]
+                count = 1
+            else:
+                count += 1
+                if count == 2:
+                    first = buf[dot + 1:end]
+            terminator = buf[end]
+            pos = end + 1
+            if terminator == 59:  # ;
+                op = cache.get(opcode) or _cache_ascii(opcode)
+                arg = None if count == 1 else cache.get(first) or _cache_ascii(first)
+                if keep(op, arg):
+                    if runs and runs[-1] == start:
+                        runs[-1] = pos
+                    else:
+                        runs += (start, pos)
+                start = pos
+            elif terminator == 44:  # ,
+                if count >= max_elements:
+                    raise ProtocolError(f"instruction has more than {max_elements} elements")
+            else:
+                raise ProtocolError(
+                    f"element of length {end - dot - 1} is followed by {_text(buf[end:end + 1])!r}: "
+                    "expected ',' or ';' (is the length counted in code points?)"
+                )
+        if pos - start > max_length:
+            raise ProtocolError(f"instruction longer than the limit of {max_length} characters")
+        self._buf = buf[start:] if start else buf
+        if not runs:
+            return b""
+        if len(runs) == 2:
+            a, b = runs
+            return buf if a == 0 and b == size else buf[a:b]
+        return b"".join([buf[runs[i]:runs[i + 1]] for i in range(0, len(runs), 2)])
 
     def _feed_decoded(self, data: bytes) -> list[Instruction]:
         try:

@@ -122,27 +122,31 @@ class StreamFilter:
 
     def from_guacd(self, elements: Sequence[str]) -> Verdict:
         """Judge an instruction guacd sent after the handshake."""
-        opcode, args = elements[0], elements[1:]
-        if opcode in ("blob", "end"):
-            if args and args[0] in self.display_streams:
+        return self.from_guacd_head(elements[0], elements[1] if len(elements) > 1 else None)
+
+    def from_guacd_head(self, opcode: str, first: str | None) -> Verdict:
+        """Judge an instruction guacd sent by its opcode and first argument (``None``
+        when it has none): no rule from guacd looks further, so the relay need not
+        split the (image) data of an instruction to ask."""
+        if opcode == "blob" or opcode == "end":
+            if first in self.display_streams:
                 if opcode == "end":
-                    self.display_streams.discard(args[0])
+                    self.display_streams.discard(first)
                 return FORWARD
-            if args and opcode == "end":
-                self.refused_streams.discard(args[0])
+            if first is not None and opcode == "end":
+                self.refused_streams.discard(first)
             return DROP
         if opcode == "img":
-            if args:
-                self.display_streams.add(args[0])
-                self.refused_streams.discard(args[0])
+            if first is not None:
+                self.display_streams.add(first)
+                self.refused_streams.discard(first)
                 return FORWARD
             return DROP
         if opcode in REFUSED_STREAM_OPCODES:
-            if args:
-                stream = args[0]
-                self.refused_streams.add(stream)
-                self.display_streams.discard(stream)
-                return Verdict(False, (("ack", stream, "Not allowed in a sandbox", str(STATUS_CLIENT_FORBIDDEN)),))
+            if first is not None:
+                self.refused_streams.add(first)
+                self.display_streams.discard(first)
+                return Verdict(False, (("ack", first, "Not allowed in a sandbox", str(STATUS_CLIENT_FORBIDDEN)),))
             return DROP
         if opcode in GUACD_OPCODES:
             return FORWARD

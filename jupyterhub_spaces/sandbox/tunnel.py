@@ -44,6 +44,9 @@ STATUS_CLIENT_BAD_REQUEST = 0x0300
 #: Browsers only send small input instructions; guacd accepts 8192 characters at most.
 BROWSER_MAX_LENGTH = 8192
 READ_SIZE = 256 * 1024
+#: What guacd may have sent ahead of the relay (asyncio pauses reading at twice
+#: this). Its default of 64 KiB would pause and resume the socket at every read.
+GUACD_BUFFER = 2 * READ_SIZE
 #: Input to guacd waiting in our buffer beyond which the tunnel is closed.
 MAX_PENDING_INPUT = 1024 * 1024
 #: Instructions that mean a person is using the desktop (for the hub's idle culling).
@@ -116,7 +119,8 @@ async def connect_guacd(target: TunnelTarget, size: tuple[int, int, int]) -> Gua
     """Open a connection to guacd and do the whole handshake with server-fixed values."""
     try:
         reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(target.guacd_host, target.guacd_port), target.handshake_timeout
+            asyncio.open_connection(target.guacd_host, target.guacd_port, limit=GUACD_BUFFER),
+            target.handshake_timeout,
         )
     except (OSError, asyncio.TimeoutError) as e:
         raise HandshakeError(
@@ -157,6 +161,28 @@ async def _handshake(reader, writer, target: TunnelTarget, size) -> GuacdConnect
     return GuacdConnection(
         reader, writer, parser, backlog, ready.args[0] if ready.args else "", version
     )
+
+
+def for_browser(instructions: list[Instruction], keep: Callable[[str, str | None], bool]) -> str | bytes:
+    """The instructions ``keep(opcode, first_argument)`` accepts, as the browser gets
+    them: guacamole-common-js counts lengths in UTF-16 units, so text beyond ASCII
+    may need them recounted."""
+    out = []
+    for instr in instructions:
+        head = instr.opcode_and_first()
+        if keep(head[0], head[1] if len(head) > 1 else None):
+            out.append(instr if instr.is_ascii_bytes else Instruction(raw=for_utf16_client(instr)))
+    return joined_wire(out) if out else ""
+
+
+def relay_from_guacd(parser: Parser, data: bytes, keep: Callable[[str, str | None], bool]) -> str | bytes:
+    """What of ``data`` read from guacd goes on to the browser, instruction by
+    instruction as ``keep`` judges them (each instruction only once it is whole)."""
+    if parser.takes_ascii(data):
+        # the display stream (base64 images, drawing) is ASCII: judged without
+        # building instructions, forwarded as it was read
+        return parser.feed_ascii(data, keep)
+    return for_browser(parser.feed(data), keep)
 
 
 class TunnelHandler(websocket.WebSocketHandler):
@@ -218,32 +244,30 @@ class TunnelHandler(websocket.WebSocketHandler):
 
     async def _relay_from_guacd(self):
         guacd = self.guacd
-        from_guacd = self.filter.from_guacd
+        parser = guacd.parser
+        judge = self.filter.from_guacd_head
+        replies: list[str] = []
+
+        def keep(opcode: str, first: str | None) -> bool:
+            verdict = judge(opcode, first)
+            if verdict.reply:
+                replies.extend(encode(*reply) for reply in verdict.reply)
+            return verdict.forward
+
         # one write to the browser may be in flight while the next read from guacd
         # happens: waiting for each write before reading again would halve throughput,
         # never waiting would buffer without bound when the browser is slow
         in_flight = None
         try:
-            pending = guacd.backlog
+            out = for_browser(guacd.backlog, keep)
             guacd.backlog = []
             while True:
-                out = []
-                replies = []
-                for instr in pending:
-                    # the filter judges by opcode and stream index: no need to copy
-                    # the (image) data of the instruction
-                    verdict = from_guacd(instr.opcode_and_first())
-                    if verdict.forward:
-                        # parsed from ASCII bytes: forwarded as they came; text may
-                        # need its lengths recounted for the JavaScript client
-                        out.append(instr if instr.is_ascii_bytes else Instruction(raw=for_utf16_client(instr)))
-                    for reply in verdict.reply:
-                        replies.append(encode(*reply))
                 if replies:
                     guacd.writer.write("".join(replies).encode())
+                    replies.clear()
                 if out:
-                    # bytes go out as a text frame unchanged (they are ASCII)
-                    written = self.write_message(joined_wire(out))
+                    # ASCII bytes go out as a text frame unchanged
+                    written = self.write_message(out)
                     if in_flight is not None:
                         await in_flight
                     in_flight = written
@@ -251,7 +275,7 @@ class TunnelHandler(websocket.WebSocketHandler):
                 if not data:
                     self._close_with(STATUS_UPSTREAM_NOT_FOUND, "the desktop connection ended")
                     return
-                pending = guacd.parser.feed(data)
+                out = relay_from_guacd(parser, data, keep)
         except ProtocolError as e:
             log.warning("sandbox tunnel: guacd sent an invalid instruction: %s", e)
             self._close_with(STATUS_UPSTREAM_ERROR, "invalid data from guacd")
