@@ -258,7 +258,9 @@ class Tools:
         return entry
 
     async def report(self, base_url: str) -> list[dict]:
-        return [await self._status(n, base_url) for n in self.listed()]
+        # probed at once: a report takes one probe timeout at most, well within what
+        # the spaces service waits, even while a starting Superset holds every probe
+        return list(await asyncio.gather(*(self._status(n, base_url) for n in self.listed())))
 
     def start_superset(self) -> None:
         """Start Superset now through the same launcher jupyter-server-proxy runs; its

@@ -387,3 +387,46 @@ def test_rstudio_redirects_stay_on_the_sessions_url(location, expected):
     response = SimpleNamespace(headers={"Location": location})
     serverproxy.keep_redirects_in_session(response)
     assert response.headers["Location"] == expected
+
+
+async def test_a_status_report_probes_the_tools_at_once(tmp_path, monkeypatch):
+    """A starting Superset holds each probe for the whole probe timeout; probed one
+    after the other, a report outlasted the spaces service's wait for it, and a fresh
+    session's tiles said 'the session has not answered yet'."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from jupyterhub_spaces.tools import serverproxy
+    from jupyterhub_spaces.tools.status import SpacesTools, Tools
+
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    for program in ("gunicorn", "superset"):
+        (venv / "bin" / program).write_text("#!/bin/sh\n")
+        (venv / "bin" / program).chmod(0o755)
+    monkeypatch.setenv("SPACES_SUPERSET_VENV", str(venv))
+    monkeypatch.setenv("SPACES_TOOLS", "jupyterlab,superset,sqllab")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("SPACES_TOOLS_RUNTIME_DIR", str(tmp_path / "run"))
+    serverproxy.runtime_dir.cache_clear()
+    open_now, most = 0, 0
+
+    async def silent(reader, writer):  # a Superset that accepts and does not answer yet
+        nonlocal open_now, most
+        open_now += 1
+        most = max(most, open_now)
+        await reader.read()  # until the probe gives up and hangs up
+        open_now -= 1
+        writer.close()
+
+    try:
+        os.makedirs(tmp_path / "run", exist_ok=True)
+        server = await asyncio.start_unix_server(silent, serverproxy.superset_socket())
+        tools = Tools(SimpleNamespace(base_url="/user/a/s/", web_app=None), SpacesTools(probe_timeout=1.0))
+        report = await tools.report("/user/a/s/")
+        server.close()
+    finally:
+        serverproxy.runtime_dir.cache_clear()
+    assert [(t["name"], t["status"]) for t in report] == [
+        ("jupyterlab", "ready"), ("superset", "waiting"), ("sqllab", "waiting")]
+    assert most == 2  # both probes were waiting on Superset together
