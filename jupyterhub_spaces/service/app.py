@@ -37,6 +37,7 @@ from .base import NotFoundHandler
 from .guard import ExpiryTimer, SessionGuard
 from .inputs import MAX_BODY_BYTES
 from .handlers import MODULES
+from .metrics import Metrics
 
 
 class SpacesService(Application):
@@ -209,6 +210,7 @@ class SpacesService(Application):
             service=self,
             static_url_prefix=url_path_join(self.service_prefix, "static/"),
             log_function=self._log_request,
+            metrics=Metrics(self.store),
         )
 
     def _cookie_secret(self) -> bytes:
@@ -220,6 +222,9 @@ class SpacesService(Application):
         return hashlib.sha256(b"jupyterhub-spaces cookie secret\0" + token.encode()).digest()
 
     def _log_request(self, handler):
+        metrics = handler.settings.get("metrics")
+        if metrics is not None:
+            metrics.observe_request(handler)
         status = handler.get_status()
         level = self.log.info if status < 400 else self.log.warning
         if status < 300 and handler.request.method == "GET":

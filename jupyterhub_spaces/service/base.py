@@ -332,6 +332,9 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
     def _audit_refusal(self, status: int, message: str, info: Mapping[str, Any]) -> None:
         info = dict(info)
         action = info.pop("action")
+        metrics = self.settings.get("metrics")
+        if metrics is not None:
+            metrics.refusals.labels(action, str(status)).inc()
         target_type = info.pop("target_type", "")
         target_id = info.pop("target_id", "")
         try:

@@ -7,6 +7,7 @@ serves ``/services/spaces/api/v1/spaces``. Add a module here with a one-line edi
 
 MODULES = [
     "jupyterhub_spaces.service.handlers.meta",
+    "jupyterhub_spaces.service.handlers.metrics",
     "jupyterhub_spaces.service.handlers.spaces",
     "jupyterhub_spaces.service.handlers.collaborators",
     "jupyterhub_spaces.service.handlers.users",
