@@ -306,6 +306,20 @@ def test_spaces_service_port_is_exposed_and_open_to_the_proxy_only():
     assert values["jupyterhub"]["singleuser"]["networkPolicy"]["enabled"] is False
 
 
+def test_a_prometheus_finds_the_spaces_metrics_on_the_hub_pod():
+    port = chart_values(MINIMAL)["spaces"]["service"]["port"]
+    [service] = by_kind(render(), "Service").values()
+    assert service["metadata"]["annotations"] == {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/path": "/services/spaces/metrics",
+        "prometheus.io/port": str(port),
+    }
+    hub_pod = {"component": "hub", "release": "hub", "app": "jupyterhub"}
+    assert all(hub_pod.get(k) == v for k, v in service["spec"]["selector"].items())
+    assert [(p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [(port, port)]
+    assert by_kind(render({**MINIMAL, "metrics": {"enabled": False}}), "Service") == {}
+
+
 # ---- network policies --------------------------------------------------------------
 
 def _selects(policy: dict, labels: dict) -> bool:
