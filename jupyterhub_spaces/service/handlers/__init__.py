@@ -18,5 +18,6 @@ MODULES = [
     "jupyterhub_spaces.service.handlers.publish",
     "jupyterhub_spaces.service.handlers.codeassets",
     "jupyterhub_spaces.service.handlers.tasks",
+    "jupyterhub_spaces.service.handlers.dags",
     "jupyterhub_spaces.service.handlers.pages",
 ]
