@@ -193,7 +193,8 @@ class RunCredentialBase(TasksConfigMixin, APIHandler):
             403,
             f"{what} {name!r} is not of this run's space: run {run.id} reads only space {run.space_id}'s "
             f"(names starting space_{run.space_id}_)",
-            audit={"action": "run.secret", "target_type": "space", "target_id": run.space_id},
+            audit={"action": "run.secret", "target_type": "space", "target_id": run.space_id, "run_id": run.id,
+                   "owner_id": run.owner_id, "asked": name[:100]},
         )
 
 

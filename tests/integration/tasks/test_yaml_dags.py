@@ -8,7 +8,10 @@ its own space's connections and variables."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import textwrap
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -20,6 +23,7 @@ from spaces_hub import API, _pg_admin_dsn, api_json
 from jupyterhub_spaces import orm
 from jupyterhub_spaces.databases.postgres import schema_name
 
+from tasks_hub import AIRFLOW_VENV
 from test_tasks_airflow import wait_for
 
 #: a member's code in a step, acting hostile: it asks the service for what its run may
@@ -208,6 +212,7 @@ def test_a_yaml_dag_runs_its_steps_as_its_owner_and_publishes_with_lineage(tasks
     r = requests.get(f"{tasks_hub.hub.url}{API}run/connections/space_{space}_collaborative",
                      headers={"X-Spaces-Run-Token": token}, timeout=30)
     assert r.status_code == 401 and "has ended" in r.json()["message"]
+    dags["dead_token"] = token
 
     # the SQL steps wrote the Collaborative and the Publish databases
     with psycopg.connect(tasks_hub.data_url.replace("postgresql+psycopg://", "postgresql://")) as conn:
@@ -225,8 +230,48 @@ def test_a_yaml_dag_runs_its_steps_as_its_owner_and_publishes_with_lineage(tasks
                   if e.detail.get("dag_id") == dags["etl"]]
         logins = {e.detail["step"]: e.detail["login"] for e in events if e.outcome == "started"}
         assert {e.detail["step"] for e in events if e.outcome == "success"} >= {"probe", "collect", "summary", "share"}
+        refusals = db.scalars(select(orm.AuditEvent).where(orm.AuditEvent.action == "run.secret")).all()
+        assert {e.detail["asked"] for e in refusals} >= {f"space_{tasks_hub.ids['space:other']}_collaborative",
+                                                        f"space_{tasks_hub.ids['space:other']}_slug"}
     assert set(logins) == {"probe", "collect", "summary"} and len(set(logins.values())) == 3
     assert probe["own"][1] == logins["probe"]  # the connection it read was its run's own login
     with psycopg.connect(_pg_admin_dsn(), autocommit=True) as conn:
         for login in logins.values():
             assert conn.execute("SELECT count(*) FROM pg_roles WHERE rolname = %s", (login,)).fetchone()[0] == 0
+
+
+BACKEND_CHECK = """\
+import json, sys
+from jupyterhub_spaces.airflow.secrets_backend import SpacesSecretsBackend, use_run_token
+backend = SpacesSecretsBackend()
+out = {"not ours": backend.get_conn_value("postgres_default")}
+for name, token, call in [("no credential", "", backend.get_conn_value), ("ended run", sys.argv[1], backend.get_conn_value),
+                          ("variable, ended run", sys.argv[1], backend.get_variable)]:
+    use_run_token(token)
+    try:
+        out[name] = call(sys.argv[2])
+    except Exception as e:
+        out[name] = [type(e).__name__, str(e)]
+print(json.dumps(out))
+"""
+
+
+def test_the_secrets_backend_in_airflow_refuses_without_a_live_run_credential(tasks_hub, dags, tmp_path):
+    """The backend as Airflow loads it: no credential, or an ended run's, reads nothing
+    (an authoritative refusal: Airflow asks no other backend); other names are left to
+    the next backend."""
+    if "dead_token" not in dags:
+        pytest.skip("needs the run of the previous test")
+    space = tasks_hub.ids["space:forecast"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTERHUB_", "SPACES_RUN"))}
+    env.update({"PYTHONPATH": str(Path(__file__).resolve().parents[3]), "AIRFLOW_HOME": str(tmp_path),
+                "SPACES_API_URL": f"{tasks_hub.hub.url}{API}"})
+    done = subprocess.run([str(AIRFLOW_VENV / "bin" / "python"), "-c", BACKEND_CHECK, dags["dead_token"],
+                           f"space_{space}_collaborative"], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["not ours"] is None
+    assert out["no credential"][0] == "AirflowSecretsBackendAccessDenied"
+    assert "no run credential" in out["no credential"][1]
+    assert out["ended run"][0] == "AirflowSecretsBackendAccessDenied" and "has ended" in out["ended run"][1]
+    assert out["variable, ended run"][0] == "AirflowSecretsBackendAccessDenied"
