@@ -177,7 +177,8 @@ def finish_step(db: Session, dbs: DatabaseBackend, run: orm.TaskRun, state: str,
 
 def credentials(db: Session, dbs: DatabaseBackend, run: orm.TaskRun) -> Credentials:
     """The database credentials of a running run: those issued at its start (issued
-    again, with a new password, only if this service restarted meanwhile)."""
+    again, with a new password, only if this service restarted meanwhile, and only
+    while its owner may still run it: :class:`StepError` otherwise)."""
     creds = runs.ISSUED.get(run.id)
     if creds is None:
         from ..databases import space_data
@@ -185,6 +186,9 @@ def credentials(db: Session, dbs: DatabaseBackend, run: orm.TaskRun) -> Credenti
 
         owner = db.get(orm.User, run.owner_id)
         space = db.scalar(space_query().where(orm.Space.id == run.space_id))
-        role = decide(db, [owner.name], space)[owner.name].role
+        decision = decide(db, [owner.name], space)[owner.name]
+        if not policy.may_run(decision).allowed:
+            raise StepError(403, f"run {run.id}'s owner may no longer run it: {policy.may_run(decision).reason}")
+        role = decision.role
         creds = runs.ISSUED[run.id] = dbs.issue(space_data(db, space), run_identity(owner.name, run.id), role)
     return creds

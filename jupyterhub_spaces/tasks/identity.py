@@ -38,6 +38,7 @@ def token_hash(token: str) -> str:
 def token_run_id(token: str) -> int | None:
     """The run id a credential claims (checked against its hash by the caller)."""
     run, sep, secret = (token or "").partition(".")
-    if not sep or not run.isdigit() or len(run) > 12 or not secret:
+    # at most 9 digits: any id a database integer column holds, never an overflow
+    if not sep or not run.isdigit() or len(run) > 9 or not secret:
         return None
     return int(run)

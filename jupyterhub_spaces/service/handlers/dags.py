@@ -40,7 +40,7 @@ from ...tasks.identity import token_hash, token_run_id
 from ...tasks.sandbox import SandboxError
 from ..base import APIError, APIHandler, Field
 from .codeassets import TasksConfigMixin
-from .tasks import RUN_STATES, EngineBase, EngineRunLogHandler, LOG_CHARS, run_model
+from .tasks import FINISH_FIELDS, EngineBase, EngineRunLogHandler, run_model
 
 #: the header carrying a run's own credential
 RUN_TOKEN_HEADER = "X-Spaces-Run-Token"
@@ -158,11 +158,7 @@ class EngineDagRunFinishHandler(EngineBase):
     """``/api/v1/engine/dag-runs/{run}/finish``"""
 
     async def post(self, raw_run):
-        body = self.body_fields({
-            "state": Field(str, required=True, check=lambda v: None if v in RUN_STATES else f"one of {RUN_STATES}"),
-            "log": Field(str, multiline=True, allow_empty=True, max_length=LOG_CHARS),
-            "returncode": Field(int, nullable=True),
-        })
+        body = self.body_fields(FINISH_FIELDS)
         run = self.db.get(orm.TaskRun, self.id_argument(raw_run, "run"))
         if run is None or run.task_id is not None:
             raise APIError(404, f"no step run with id {raw_run}")
@@ -209,7 +205,10 @@ class RunConnectionHandler(RunCredentialBase):
                                 f"space_<id>_asset, space_<id>_collaborative and space_<id>_publish")
         if space_id != run.space_id:
             self.refuse_other_space(run, "connection", conn_id)
-        conn = dagruns.credentials(self.db, self.databases, run).connections[kind]
+        try:
+            conn = dagruns.credentials(self.db, self.databases, run).connections[kind]
+        except dagruns.StepError as e:
+            raise APIError(e.status, e.message)
         details = conn.details or {}
         self.write_json({"conn_id": conn_id, "connection": {
             "conn_type": "postgres" if conn.url.startswith("postgresql") else "sqlite",
