@@ -4,7 +4,8 @@ Users (members of the space):
 
 - ``GET /api/v1/spaces/{id}/dags``: every YAML file of the space's owners' and
   editors' ``dags/`` folders, each with its DAGs or the reason it was refused, and
-  the DAGs' last step runs.
+  the DAGs' last step runs (the end of each one's output);
+- ``POST /api/v1/spaces/{id}/dags/{dag_id}/run`` (owners and editors): run a DAG now.
 
 The engine (Airflow's components, with their own JupyterHub service tokens only):
 
@@ -44,6 +45,8 @@ from .tasks import FINISH_FIELDS, EngineBase, EngineRunLogHandler, run_model
 
 #: the header carrying a run's own credential
 RUN_TOKEN_HEADER = "X-Spaces-Run-Token"
+#: how much of each step run's output the listing shows (its end)
+LISTED_LOG = 16 * 1024
 
 
 def step_run_model(r: orm.TaskRun, with_log: bool = False) -> dict:
@@ -63,7 +66,9 @@ class SpaceDagsHandler(TasksConfigMixin, APIHandler):
         ):
             runs.setdefault(r.dag_id, [])
             if len(runs[r.dag_id]) < 10:
-                runs[r.dag_id].append(step_run_model(r, with_log=True))
+                model = step_run_model(r, with_log=True)
+                model["log"] = model["log"][-LISTED_LOG:]
+                runs[r.dag_id].append(model)
         items = []
         for f in files:
             model = f.model()
