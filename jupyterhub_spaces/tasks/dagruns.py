@@ -44,10 +44,17 @@ engine = create_engine(os.environ["SPACES_SQL_URL"])
 raw = engine.raw_connection()
 try:
     if engine.dialect.name == "sqlite":
-        raw.driver_connection.executescript(sql)
+        # executescript runs outside any transaction of the driver's: make one
+        con = raw.driver_connection
+        try:
+            con.executescript("BEGIN;\\n" + sql + "\\n;COMMIT;")
+        except BaseException:
+            if con.in_transaction:
+                con.execute("ROLLBACK")
+            raise
     else:
         raw.cursor().execute(sql)
-    raw.commit()
+        raw.commit()
 finally:
     raw.close()
 print("the SQL ran on", engine.url.render_as_string(hide_password=True))

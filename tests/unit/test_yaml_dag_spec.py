@@ -205,3 +205,25 @@ def test_one_bad_file_leaves_the_others_and_two_files_may_not_share_a_dag(tmp_pa
         "region": "north", "limit": "10", "ok": "true"}
     with pytest.raises(spec.SpecError, match="text, a number"):
         yamldags.check_variables(b"x: {nested: 1}\n")
+
+
+def test_the_sql_steps_runner_runs_all_statements_in_one_transaction_on_sqlite(tmp_path):
+    """The fixed runner a SQL step runs (in the owner's sandbox, with the run's login):
+    every statement, or none when one fails."""
+    import sqlite3
+    import subprocess
+    import sys
+
+    from jupyterhub_spaces.tasks.dagruns import SQL_RUNNER
+
+    db = tmp_path / "collaborative.db"
+    env = {"SPACES_SQL_URL": f"sqlite:///{db}", "PATH": os.environ["PATH"]}
+    (tmp_path / "step.sql").write_text("CREATE TABLE staging (n int);\nINSERT INTO staging VALUES (1), (2), (3);\n")
+    done = subprocess.run([sys.executable, "-c", SQL_RUNNER], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "the SQL ran on sqlite:///" in done.stdout
+    (tmp_path / "step.sql").write_text("INSERT INTO staging VALUES (4);\nINSERT INTO nowhere VALUES (5);\n")
+    done = subprocess.run([sys.executable, "-c", SQL_RUNNER], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert done.returncode != 0 and "nowhere" in done.stderr
+    with sqlite3.connect(db) as conn:
+        assert [r[0] for r in conn.execute("SELECT n FROM staging ORDER BY n")] == [1, 2, 3]
