@@ -227,3 +227,22 @@ def test_the_sql_steps_runner_runs_all_statements_in_one_transaction_on_sqlite(t
     assert done.returncode != 0 and "nowhere" in done.stderr
     with sqlite3.connect(db) as conn:
         assert [r[0] for r in conn.execute("SELECT n FROM staging ORDER BY n")] == [1, 2, 3]
+
+
+def test_a_step_is_read_again_when_it_starts(tmp_path):
+    """The service reads the step from the owner's file at its start: an edit naming
+    another space's connection since Airflow parsed it refuses the step, with why."""
+    from jupyterhub_spaces.tasks.config import SpacesTasks
+
+    cfg = SpacesTasks(space_home_template=str(tmp_path / "{username}" / "{space}"))
+    dags = tmp_path / "alice" / "space-7" / "dags"
+    dags.mkdir(parents=True)
+    (dags / "etl.yaml").write_text(GOOD)
+    step = yamldags.find_step(cfg, 7, 3, "alice", "etl.yaml", "nightly", "load")
+    assert step["code_asset"] == "forecast" and step["retries"] == 1  # default_args apply
+    (dags / "etl.yaml").write_text(GOOD.replace("space_7_collaborative", "space_8_collaborative"))
+    with pytest.raises(yamldags.StepNotFound, match="is not valid now: .*a connection of another space"):
+        yamldags.find_step(cfg, 7, 3, "alice", "etl.yaml", "nightly", "summary")
+    with pytest.raises(yamldags.StepNotFound, match="no step 'gone'"):
+        (dags / "etl.yaml").write_text(GOOD)
+        yamldags.find_step(cfg, 7, 3, "alice", "etl.yaml", "nightly", "gone")
