@@ -398,7 +398,8 @@ class Task(Base):
 
 
 class TaskRun(Base):
-    """One attempt of a Task as the engine reported it (refusals included)."""
+    """One attempt of a Task, or of one step of a YAML DAG (``task_id`` null, ``dag_id``
+    and ``step`` set), as the engine reported it (refusals included)."""
 
     __tablename__ = "task_runs"
     __table_args__ = (
@@ -408,7 +409,15 @@ class TaskRun(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), index=True)
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), index=True)
+    #: the space and the member the run runs for (and as)
+    space_id: Mapped[int | None] = mapped_column(ForeignKey("spaces.id", ondelete="CASCADE"), index=True)
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    #: a YAML DAG step's Airflow DAG id and step name ("" for a Task's run)
+    dag_id: Mapped[str] = mapped_column(String(250), default="")
+    step: Mapped[str] = mapped_column(String(100), default="")
+    #: SHA-256 of the run's own credential for the service's run endpoints ("" : none)
+    token_hash: Mapped[str] = mapped_column(String(64), default="")
     engine_run_id: Mapped[str] = mapped_column(String(250), default="")
     try_number: Mapped[int] = mapped_column(Integer, default=1)
     state: Mapped[str] = mapped_column(String(20))

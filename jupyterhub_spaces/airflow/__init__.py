@@ -10,5 +10,11 @@ service it runs as, so it works wherever Airflow runs:
   (refused runs fail without retry), runs the command the service hands back in its
   own process, and reports the end (the service revokes the run's credentials and
   publishes its outputs);
-- :mod:`.component`: starts an Airflow component after its database is migrated.
+- :mod:`.component`: starts an Airflow component after its database is migrated;
+- :mod:`.spec`: the strict schema of YAML DAGs (also used by the service to check a
+  space's files), and the dag-factory configuration of a checked one;
+- :mod:`.yamldags` and :mod:`.steps`: every space's YAML DAGs built by dag-factory
+  with our three step operators only (a second fixed DAG file calls it);
+- :mod:`.secrets_backend`: a run reads its own space's connections and variables,
+  with the run's own credential.
 """

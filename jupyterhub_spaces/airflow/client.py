@@ -18,16 +18,20 @@ class SpacesAPIError(RuntimeError):
         self.body = body or {}
 
 
-def call(method: str, path: str, body: dict | None = None, timeout: float = 30) -> dict:
+def call(method: str, path: str, body: dict | None = None, timeout: float = 30, run_token: str = "") -> dict:
     """``method`` ``path`` (relative to ``$SPACES_API_URL``) with the JupyterHub service
-    token (``$JUPYTERHUB_API_TOKEN``), JSON in and out."""
+    token (``$JUPYTERHUB_API_TOKEN``), JSON in and out; with ``run_token`` instead, with
+    that run's own credential only (the service token is not sent)."""
     base = os.environ["SPACES_API_URL"]
-    token = os.environ["JUPYTERHUB_API_TOKEN"]
+    if run_token:
+        auth = {"X-Spaces-Run-Token": run_token}
+    else:
+        auth = {"Authorization": f"token {os.environ['JUPYTERHUB_API_TOKEN']}"}
     request = urllib.request.Request(
         base.rstrip("/") + "/" + path.lstrip("/"),
         method=method,
         data=json.dumps(body).encode() if body is not None else None,
-        headers={"Authorization": f"token {token}", "Content-Type": "application/json"},
+        headers={**auth, "Content-Type": "application/json"},
     )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:

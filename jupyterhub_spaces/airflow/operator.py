@@ -40,6 +40,8 @@ class SpacesTaskOperator(BaseOperator):
     """Runs one attempt of a jupyterhub-spaces Task."""
 
     ui_color = "#e8f0fe"
+    #: where the run's output and end are sent
+    runs_path = "engine/runs"
 
     def __init__(self, *, spaces_task_id: int, **kwargs):
         super().__init__(**kwargs)
@@ -126,7 +128,7 @@ class SpacesTaskOperator(BaseOperator):
                 # the output so far, for whoever follows the run in the Spaces API
                 sent = size
                 try:
-                    client.call("POST", f"engine/runs/{self._run_id}/log", {"log": "".join(tail)})
+                    client.call("POST", f"{self.runs_path}/{self._run_id}/log", {"log": "".join(tail)})
                 except Exception:
                     self.log.warning("could not send the output so far to the spaces service")
         reader.join(10)
@@ -147,6 +149,7 @@ class SpacesTaskOperator(BaseOperator):
         self._kill()
         if self._run_id is not None:
             try:
-                client.call("POST", f"engine/runs/{self._run_id}/finish", {"returncode": None, "log": "", "state": "cancelled"})
+                client.call("POST", f"{self.runs_path}/{self._run_id}/finish",
+                            {"returncode": None, "log": "", "state": "cancelled"})
             except Exception:
                 self.log.exception("could not report the end of run %s", self._run_id)

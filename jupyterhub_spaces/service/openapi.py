@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 
 from .. import __version__
+from ..airflow import spec
 from ..policy import TOOLS
 from .base import APIHandler
 from .inputs import MAX_INT, MAX_TEXT, MIN_INT
@@ -554,7 +555,7 @@ SCHEMAS["CodeAssetInput"] = obj(
     path={**STR, "description": "a file or folder of my space home; or give files"},
 )
 SCHEMAS["TaskRun"] = obj(
-    id=INT, task_id=INT, state={"type": "string", "enum": ["running", "success", "failed", "refused", "cancelled"]},
+    id=INT, task_id=nullable(INT), state={"type": "string", "enum": ["running", "success", "failed", "refused", "cancelled"]},
     reason=STR, try_number=INT, engine_run_id=STR, started_at=TIME, ended_at=NULL_TIME,
     duration_seconds=nullable({"type": "number"}), published=arr(INT), log=STR,
 )
@@ -577,6 +578,78 @@ SCHEMAS["EngineRunInput"] = obj(("task_id", "engine_run_id"), task_id=INT, engin
 SCHEMAS["EngineFinishInput"] = obj(
     ("state",), state={"type": "string", "enum": ["success", "failed", "cancelled"]}, log=STR,
     returncode=nullable(INT),
+)
+
+# YAML DAGs, and what a running run reads of its own space
+DAG = path_param("dag_id", "the YAML DAG's Airflow DAG id (space_<id>_u<owner id>_<name>)", STR)
+RUN_CREDENTIAL = [{"runToken": []}]
+PATHS.update({
+    "/api/v1/spaces/{space_id}/dags": {
+        "parameters": [SPACE],
+        "get": op("The YAML files of the space's dags/ folders (owners' and editors' homes), each with its DAGs "
+                  "or its error, the DAGs' last step runs, and the connection ids a SQL step may name",
+                  schema=obj(("items", "connections"), items=arr(ref("YamlDagFile")), connections=arr(STR)),
+                  errors=("401", "404"), tags=["yaml dags"]),
+    },
+    "/api/v1/spaces/{space_id}/dags/{dag_id}/run": {
+        "parameters": [SPACE, DAG],
+        "post": op("Run a YAML DAG now (owner, editor; refused with the reason when its owner may not run it)",
+                   202, obj(dag_id=STR, engine_run_id=NULL_STR, state=NULL_STR),
+                   errors=("401", "403", "404", "409", "502", "503"), tags=["yaml dags"]),
+    },
+    "/api/v1/engine/dags": {
+        "get": op(f"Every space's checked YAML DAGs, for the DAG file ({ENGINE})",
+                  schema=obj(dags=arr({"type": "object"})), errors=("401", "403"), tags=["engine"]),
+    },
+    "/api/v1/engine/dag-runs": {
+        "post": op(f"Before a YAML DAG step's attempt: what to run (a publish step is done at once), or 403 with "
+                   f"the reason it is refused ({ENGINE})", 201, {"type": "object"}, "EngineStepInput",
+                   errors=("401", "403", "404", "409", "503"), tags=["engine"]),
+    },
+    "/api/v1/engine/dag-runs/{run_id}/log": {
+        "parameters": [RUN],
+        "post": op(f"The output so far of a running step ({ENGINE})", 204, body="EngineLogInput",
+                   errors=("401", "403", "404"), tags=["engine"]),
+    },
+    "/api/v1/engine/dag-runs/{run_id}/finish": {
+        "parameters": [RUN],
+        "post": op(f"The end of a step's attempt: its credentials revoked ({ENGINE})", schema=ref("TaskRun"),
+                   body="EngineFinishInput", errors=("401", "403", "404"), tags=["engine"]),
+    },
+    "/api/v1/run/connections/{conn_id}": {
+        "parameters": [path_param("conn_id", "space_<id>_asset, space_<id>_collaborative or space_<id>_publish",
+                                  STR)],
+        "get": {**op("One database of the calling run's own space as an Airflow connection, with the run's own "
+                     "login (the spaces secrets backend asks this); another space's is refused",
+                     schema=obj(("conn_id", "connection"), conn_id=STR, connection={"type": "object"}),
+                     errors=("401", "403", "404"), tags=["runs"], public=True),
+                "security": RUN_CREDENTIAL},
+    },
+    "/api/v1/run/variables/{key}": {
+        "parameters": [path_param("key", "space_<id>_<name>", STR)],
+        "get": {**op("One variable of the calling run's own space (id, slug, name, and its owner's "
+                     "dags/variables.yaml); another space's is refused",
+                     schema=obj(("key", "value"), key=STR, value=STR),
+                     errors=("401", "403", "404"), tags=["runs"], public=True),
+                "security": RUN_CREDENTIAL},
+    },
+})
+SCHEMAS["YamlDagFile"] = obj(
+    ("owner", "file", "error", "dags"), owner=STR, file={**STR, "description": "dags/<name>.yaml"},
+    error={**NULL_STR, "description": "why the file gives no DAG (where in the file, and what to do)"},
+    dags=arr(obj(name=STR, dag_id=STR, schedule=NULL_STR, timezone=STR,
+                 steps=arr(obj(name=STR, operator=STR, dependencies=arr(STR))),
+                 last_runs=arr({"allOf": [ref("TaskRun"), obj(dag_id=STR, step=STR)]}))),
+)
+SCHEMAS["YamlDagFileContent"] = {
+    **copy.deepcopy(spec.FILE_SCHEMA),
+    "description": "What one YAML file of a dags/ folder holds: DAG names to DAGs. Each step is then checked "
+                   "against its operator's schema (code_asset, sql or publish: see YamlDagStep).",
+}
+SCHEMAS["YamlDagStep"] = {"oneOf": [copy.deepcopy(s) for s in spec.STEP_SCHEMAS.values()]}
+SCHEMAS["EngineStepInput"] = obj(
+    ("space_id", "owner_id", "file", "dag", "step", "engine_run_id"), space_id=INT, owner_id=INT, file=STR,
+    dag=STR, step=STR, engine_run_id=STR, try_number=INT,
 )
 
 SCHEMAS["CollaboratorInput"] = closed(("user", "role"), user={**TEXT, "maxLength": 255},
@@ -607,6 +680,8 @@ def document(prefix: str = "/services/spaces/") -> dict:
                 "token": {"type": "apiKey", "in": "header", "name": "Authorization",
                           "description": "'token <JupyterHub API token>'"},
                 "cookie": {"type": "apiKey", "in": "cookie", "name": "service-spaces"},
+                "runToken": {"type": "apiKey", "in": "header", "name": "X-Spaces-Run-Token",
+                             "description": "a running run's own credential ($SPACES_RUN_TOKEN)"},
             },
         },
         "security": [{"token": []}, {"cookie": []}],

@@ -347,3 +347,59 @@ def restore(files: dict[str, bytes], root: str, into: str) -> list[str]:
     finally:
         os.close(root_fd)
     return written
+
+
+def read_top_files(
+    root: str, folder: str, suffixes: tuple[str, ...], max_file_bytes: int, max_files: int
+) -> tuple[dict[str, bytes], dict[str, str]]:
+    """The plain files named ``*<suffix>`` directly in ``root``/``folder`` (``{}``
+    when the folder is missing), and a problem by name for each one not read: a link,
+    not a plain file, too large, or beyond the first ``max_files`` by name. Opened as
+    :func:`read_folder` opens, with ``O_NOFOLLOW`` at every component, and reading at
+    most ``max_file_bytes + 1`` bytes of each file, so a hostile home (links, huge
+    files, thousands of files) costs a bounded amount of work."""
+    found: dict[str, bytes] = {}
+    problems: dict[str, str] = {}
+    try:
+        root_fd = os.open(root, _DIR)
+    except OSError:
+        return found, problems
+    try:
+        try:
+            dir_fd = _walk_to(root_fd, clean_path(folder).split("/"), "path")
+        except CodeAssetError as e:
+            if e.status == 404:
+                return found, problems
+            problems[folder] = e.message
+            return found, problems
+        try:
+            names = []
+            with os.scandir(dir_fd) as entries:
+                for entry in entries:
+                    if entry.name.endswith(suffixes) and not entry.name.startswith("."):
+                        names.append(entry.name)
+                        if len(names) > 10 * max_files:
+                            break  # thousands of files: enough to say so
+            names.sort()
+            for name in names[max_files:]:
+                problems[name] = f"not read: a dags folder holds at most {max_files} YAML files"
+            for name in names[:max_files]:
+                try:
+                    fd = os.open(name, _FILE, dir_fd=dir_fd)
+                except OSError:
+                    problems[name] = "not read: a link or unreadable (links are never followed)"
+                    continue
+                with os.fdopen(fd, "rb") as f:
+                    if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                        problems[name] = "not read: not a plain file"
+                        continue
+                    data = f.read(max_file_bytes + 1)
+                if len(data) > max_file_bytes:
+                    problems[name] = f"not read: larger than {max_file_bytes} bytes"
+                    continue
+                found[name] = data
+        finally:
+            os.close(dir_fd)
+    finally:
+        os.close(root_fd)
+    return found, problems

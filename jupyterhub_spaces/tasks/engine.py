@@ -35,6 +35,15 @@ from jupyterhub_spaces.airflow.dags import task_dags
 
 globals().update(task_dags())
 """
+#: the DAG file of every space's YAML DAGs
+YAML_DAG_FILE = """\
+# The YAML DAGs of every space, checked by the spaces service and again here, built by
+# dag-factory with our operators only (no user code is imported). Written by
+# jupyterhub-spaces.
+from jupyterhub_spaces.airflow.yamldags import yaml_dags
+
+globals().update(yaml_dags())
+"""
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -93,9 +102,10 @@ class AirflowSite:
                 _write_private(path, secrets.token_urlsafe(32) if name == "jwt_secret" else _fernet_key())
         if not self.password_file.exists():
             _write_private(self.password_file, json.dumps({self.user: secrets.token_urlsafe(24)}))
-        dag_file = self.dags_folder / "spaces_tasks.py"
-        if not dag_file.exists() or dag_file.read_text() != DAG_FILE:
-            dag_file.write_text(DAG_FILE)
+        for name, text in (("spaces_tasks.py", DAG_FILE), ("spaces_yaml_dags.py", YAML_DAG_FILE)):
+            dag_file = self.dags_folder / name
+            if not dag_file.exists() or dag_file.read_text() != text:
+                dag_file.write_text(text)
 
     def environment(self) -> dict[str, str]:
         """The environment of every Airflow component."""
@@ -121,6 +131,13 @@ class AirflowSite:
             "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.home / "logs"),
             "SPACES_API_URL": self.spaces_api_url,
+            # a task reads its space's connections and variables with its run's own
+            # credential (jupyterhub_spaces.airflow.secrets_backend)
+            "AIRFLOW__WORKERS__SECRETS_BACKEND": "jupyterhub_spaces.airflow.secrets_backend.SpacesSecretsBackend",
+            # dag-factory reports nothing anywhere
+            "AIRFLOW__DAG_FACTORY__ENABLE_TELEMETRY": "False",
+            "SCARF_NO_ANALYTICS": "True",
+            "DO_NOT_TRACK": "True",
         }
 
     def command(self, component: str) -> list[str]:
@@ -237,8 +254,12 @@ class AirflowClient:
 
     async def trigger(self, task_id: int, note: str = "") -> dict:
         """Start a run of the Task's DAG now."""
+        return await self.trigger_dag(dag_id(task_id), note)
+
+    async def trigger_dag(self, dag: str, note: str = "") -> dict:
+        """Start a run of the DAG ``dag`` (a Task's or a YAML DAG's) now."""
         return await self._fetch(
-            "POST", f"/api/v2/dags/{dag_id(task_id)}/dagRuns", {"logical_date": None, "note": note or None}
+            "POST", f"/api/v2/dags/{quote(dag, safe='')}/dagRuns", {"logical_date": None, "note": note or None}
         )
 
     async def set_paused(self, task_id: int, paused: bool) -> dict:

@@ -28,7 +28,12 @@ from ..store import audit, decide, space_query
 from ..utils import utcnow
 from . import codeasset
 from .config import SpacesTasks
-from .identity import parse_identity, run_identity  # noqa: F401
+from .identity import new_run_token, parse_identity, run_identity  # noqa: F401
+
+#: the database credentials of running runs, by run id, as this service process issued
+#: them (a run's secrets-backend reads get these, never a new password)
+ISSUED: dict = {}
+
 
 @dataclass
 class Started:
@@ -59,6 +64,8 @@ def start(
     verdict = policy.may_run(decision, task.paused, task.paused_reason)
     run = orm.TaskRun(
         task_id=task.id,
+        space_id=task.space_id,
+        owner_id=task.owner_id,
         engine_run_id=engine_run_id,
         try_number=try_number,
         state="running" if verdict.allowed else "refused",
@@ -80,13 +87,31 @@ def start(
         )
         return Started(run, verdict)
 
+    workdir, creds, env = prepare_run(db, dbs, cfg, run, space, task.owner.name, decision)
+    codeasset.restore(codeasset.files_of(db, task.version), workdir, "")
+    env.update({
+        "SPACES_TASK_ID": str(task.id),
+        "SPACES_TASK_PARAMETERS": json.dumps(task.parameters or {}),
+        **creds.env(),
+    })
+    argv = wrap(cfg, task.owner.name, space.id, run.id, workdir, creds,
+                command(cfg, task.version.entry, task.parameters or {}))
+    audit(db, actor, "task.run", "task", task.id, outcome="started", login=creds.login, **detail)
+    return Started(run, verdict, argv, env, workdir)
+
+
+def prepare_run(db: Session, dbs: DatabaseBackend, cfg: SpacesTasks, run: orm.TaskRun, space: orm.Space,
+                owner: str, decision: policy.Decision):
+    """What every allowed run gets: its private working directory, database
+    credentials of its own (with the owner's role) and its base environment, holding
+    the run's own credential for the service's run endpoints (its space's
+    connections and variables, see :mod:`jupyterhub_spaces.service.handlers.dags`)."""
     workdir = os.path.join(cfg.run_root, f"run-{run.id}")
     os.makedirs(workdir, mode=0o700)
-    files = codeasset.files_of(db, task.version)
-    codeasset.restore(files, workdir, "")
     data = space_data(db, space)
     dbs.prepare(data)  # idempotent: the space may never have been activated
-    creds = dbs.issue(data, run_identity(task.owner.name, run.id), decision.role)
+    creds = ISSUED[run.id] = dbs.issue(data, run_identity(owner, run.id), decision.role)
+    token, run.token_hash = new_run_token(run.id)
     env = {
         "HOME": workdir,
         "PATH": os.path.dirname(cfg.python) + ":/usr/local/bin:/usr/bin:/bin",
@@ -94,20 +119,20 @@ def start(
         "PYTHONUNBUFFERED": "1",
         "SPACES_SPACE_ID": str(space.id),
         "SPACES_SPACE": space.slug,
-        "SPACES_TASK_ID": str(task.id),
         "SPACES_TASK_RUN_ID": str(run.id),
-        "SPACES_TASK_PARAMETERS": json.dumps(task.parameters or {}),
         "SPACES_ACCESS_MODE": decision.mode.value,
-        **creds.env(),
+        "SPACES_RUN_TOKEN": token,
     }
-    argv = command(cfg, task.version.entry, task.parameters or {})
-    if cfg.isolate:
-        # as the owner's own account in the session sandbox (or not at all)
-        from .sandbox import sandboxed
+    return workdir, creds, env
 
-        argv = sandboxed(cfg, task.owner.name, space.id, run.id, workdir, creds, argv)
-    audit(db, actor, "task.run", "task", task.id, outcome="started", login=creds.login, **detail)
-    return Started(run, verdict, argv, env, workdir)
+
+def wrap(cfg: SpacesTasks, owner: str, space_id: int, run_id: int, workdir: str, creds, argv: list[str]) -> list[str]:
+    """``argv`` as the owner's own account in the session sandbox (or not at all)."""
+    if not cfg.isolate:
+        return argv
+    from .sandbox import sandboxed
+
+    return sandboxed(cfg, owner, space_id, run_id, workdir, creds, argv)
 
 
 def command(cfg: SpacesTasks, entry: str, parameters: dict) -> list[str]:
@@ -135,17 +160,27 @@ def finish(
     actor: str,
 ) -> None:
     """Record the end of ``run``, revoke its credentials, remove its working directory."""
-    revoked = dbs.revoke(task.space_id, run_identity(task.owner.name, run.id))
+    revoked = end_run(db, dbs, run, task.space_id, task.owner.name, state, log_text, returncode, max_log, cfg)
+    audit(
+        db, actor, "task.run", "task", task.id, outcome=state, run_id=run.id, returncode=returncode,
+        credentials_revoked=revoked, space_id=task.space_id,
+    )
+
+
+def end_run(db: Session, dbs: DatabaseBackend, run: orm.TaskRun, space_id: int, owner: str, state: str,
+            log_text: str, returncode: int | None, max_log: int, cfg: SpacesTasks) -> bool:
+    """The end of any run: its database login revoked (returns whether one was), its
+    state, output and reason kept, its working directory gone. The run's own
+    credential dies with it (the run endpoints answer only running runs)."""
+    ISSUED.pop(run.id, None)
+    revoked = dbs.revoke(space_id, run_identity(owner, run.id))
     run.state = state
     run.ended_at = utcnow()
     run.log = log_text[-max_log:]
     if state != "success" and not run.reason:
         run.reason = "cancelled" if state == "cancelled" else f"the command exited with {returncode}"
     shutil.rmtree(os.path.join(cfg.run_root, f"run-{run.id}"), ignore_errors=True)
-    audit(
-        db, actor, "task.run", "task", task.id, outcome=state, run_id=run.id, returncode=returncode,
-        credentials_revoked=revoked, space_id=task.space_id,
-    )
+    return revoked
 
 
 def publish_outputs(

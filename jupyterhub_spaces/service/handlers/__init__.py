@@ -19,5 +19,6 @@ MODULES = [
     "jupyterhub_spaces.service.handlers.publish",
     "jupyterhub_spaces.service.handlers.codeassets",
     "jupyterhub_spaces.service.handlers.tasks",
+    "jupyterhub_spaces.service.handlers.dags",
     "jupyterhub_spaces.service.handlers.pages",
 ]

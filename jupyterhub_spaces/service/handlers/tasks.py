@@ -407,17 +407,21 @@ class EngineRunLogHandler(EngineBase):
         self.finish()
 
 
+#: the end of an attempt, as the engine reports it
+FINISH_FIELDS = {
+    "state": Field(str, required=True, check=lambda v: None if v in RUN_STATES else f"one of {RUN_STATES}"),
+    "log": Field(str, multiline=True, allow_empty=True, max_length=LOG_CHARS),
+    "returncode": Field(int, nullable=True),
+}
+
+
 class EngineRunFinishHandler(EngineBase):
     """``/api/v1/engine/runs/{run}/finish``"""
 
     async def post(self, raw_run):
-        body = self.body_fields({
-            "state": Field(str, required=True, check=lambda v: None if v in RUN_STATES else f"one of {RUN_STATES}"),
-            "log": Field(str, multiline=True, allow_empty=True, max_length=LOG_CHARS),
-            "returncode": Field(int, nullable=True),
-        })
+        body = self.body_fields(FINISH_FIELDS)
         run = self.db.get(orm.TaskRun, self.id_argument(raw_run, "run"))
-        if run is None:
+        if run is None or run.task_id is None:  # a YAML DAG step's run ends at engine/dag-runs
             raise APIError(404, f"no run with id {raw_run}")
         if run.state != "running":
             self.write_json(run_model(run))
