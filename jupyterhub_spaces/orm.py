@@ -11,6 +11,7 @@ from datetime import datetime
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     DateTime,
@@ -427,3 +428,15 @@ class TaskRun(Base):
     log: Mapped[str] = mapped_column(Text, default="")
     #: ids of the derived assets this run published
     published: Mapped[list] = mapped_column(JSON, default=list)
+
+
+class CatalogRevision(Base):
+    """One row whose ``value`` every committed write to a table that answers are
+    built from raises, in the writing transaction (database triggers, revision
+    0007): an answer cached under one value is current while the value is."""
+
+    __tablename__ = "catalog_revision"
+    __table_args__ = (CheckConstraint("id = 1", name="one_revision_row"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    value: Mapped[int] = mapped_column(BigInteger)

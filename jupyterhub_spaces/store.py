@@ -141,6 +141,16 @@ class Store:
 # rows -> policy data
 
 
+_REVISION = select(orm.CatalogRevision.value).where(orm.CatalogRevision.id == 1)
+
+
+def catalog_revision(db: Session) -> int | None:
+    """The catalog's revision (:class:`~jupyterhub_spaces.orm.CatalogRevision`): every
+    committed write to what answers are built from raises it. Read it in the
+    transaction that reads the data, before the data."""
+    return db.scalar(_REVISION)
+
+
 def user_by_name(db: Session, name: str) -> orm.User | None:
     return db.scalar(select(orm.User).where(orm.User.name == name))
 

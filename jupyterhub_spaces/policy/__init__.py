@@ -4,7 +4,7 @@ Plain data in, decisions out: this package imports no web framework, database or
 Kubernetes library (a test checks), so every rule can be tested table-driven.
 """
 
-from .access import Requirement, decide, lineage_sources, requirements
+from .access import Requirement, decide, decided_until, lineage_sources, requirements
 from .model import (
     TOOLS,
     AssetRef,
@@ -40,6 +40,7 @@ __all__ = [
     "Target",
     "allowed",
     "decide",
+    "decided_until",
     "is_safe_slug",
     "lineage_sources",
     "may_run",

@@ -151,3 +151,12 @@ def decide(
             user, space.id, Mode.sandbox, role, (), tuple(sandboxed_by), tuple(remains)
         )
     return Decision(user, space.id, Mode.workbench, role)
+
+
+def decided_until(subscriptions: Iterable[Subscription], now: datetime) -> datetime | None:
+    """Until when a decision made at ``now`` from ``subscriptions`` stays right by time
+    alone: the first expiry after ``now`` of one that is active at ``now`` (when it
+    expires, access it gave ends), or None when no expiry is ahead. Nothing else in a
+    decision depends on the time."""
+    ahead = [s.expires_at for s in subscriptions if s.is_active(now) and s.expires_at is not None]
+    return min(ahead, default=None)

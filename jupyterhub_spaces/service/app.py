@@ -33,6 +33,7 @@ from ..settings import SpacesSettings
 from ..store import DatabaseRevisionError, Store
 from ..tasks.config import SpacesTasks
 from ..tasks.engine import AirflowClient
+from .answers import AnswerCache
 from .base import NotFoundHandler
 from .guard import ExpiryTimer, SessionGuard
 from .inputs import MAX_BODY_BYTES
@@ -199,6 +200,7 @@ class SpacesService(Application):
             cookie_secret=self._cookie_secret(),
             hub_auth=self.hub_auth,
             store=self.store,
+            spaces_answers=AnswerCache(),
             databases=self.databases,
             spaces_settings=self.spaces_settings,
             tasks_config=self.tasks_config,

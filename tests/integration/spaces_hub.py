@@ -350,7 +350,9 @@ __all__ = [
 
 
 def clear_catalog(store: Store) -> None:
-    """Delete every row of every catalog table (children first)."""
+    """Delete every row of every catalog table (children first), but the catalog
+    revision's one row (it is never deleted; the deletes raise it)."""
     with store.transaction() as db:
         for table in reversed(orm.Base.metadata.sorted_tables):
-            db.execute(delete(table))
+            if table is not orm.CatalogRevision.__table__:
+                db.execute(delete(table))

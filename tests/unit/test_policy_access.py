@@ -16,6 +16,7 @@ from jupyterhub_spaces.policy import (
     SubscriptionStatus,
     Target,
     decide,
+    decided_until,
     requirements,
 )
 
@@ -147,7 +148,7 @@ subscriptions = st.builds(
     targets,
     st.sampled_from(list(Level)),
     st.sampled_from(list(SubscriptionStatus)),
-    st.one_of(st.none(), st.sampled_from([NOW - timedelta(days=1), NOW + timedelta(days=1)])),
+    st.sampled_from([None, NOW - timedelta(days=1), NOW + timedelta(hours=1), NOW + timedelta(days=1)]),
 )
 spaces = st.builds(
     SpaceSpec,
@@ -179,3 +180,13 @@ def test_properties_of_any_decision(space, subs):
             extra = Subscription(user, Target("product", 99), Level.spaces)
             assert decide(user, space, subs + [extra], NOW).mode == Mode.workbench
     assert decide("nobody", space, subs, NOW).mode == Mode.not_member
+
+
+@given(spaces, st.lists(subscriptions, max_size=12), st.integers(0, 2 * 24 * 60))
+def test_a_decision_holds_until_decided_until(space, subs, minutes):
+    """Answers are kept until ``decided_until``: no decision may change before it."""
+    later = NOW + timedelta(minutes=minutes)
+    until = decided_until(subs, NOW)
+    if until is None or later < until:
+        for user in ("alice", "bob"):
+            assert decide(user, space, subs, later) == decide(user, space, subs, NOW)

@@ -10,12 +10,14 @@ Permissions, per method:
 
 from __future__ import annotations
 
+import json
+
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from ... import orm, policy
 from ... import store as store_mod
-from ..base import APIError, APIHandler, Field
+from ..base import APIError, APIHandler, Field, _json_default
 from ..models import decision_model, space_model
 from ..queries import decide_all, member_spaces_page, required_keys, space_views, subscriptions_to
 from ...policy.spec import MAX_DISPLAY_NAME
@@ -61,11 +63,43 @@ class SpaceAPIHandler(APIHandler):
 
     def decisions_for(self, spaces: list, user_name: str) -> dict[int, policy.Decision]:
         """The caller's access decision in each space, with one subscriptions query."""
-        now = utcnow()
+        return self.decisions_until(spaces, user_name, utcnow())[0]
+
+    def decisions_until(self, spaces: list, user_name: str, now) -> tuple[dict[int, policy.Decision], object]:
+        """:meth:`decisions_for` at ``now``, and until when they stay right by time alone
+        (:func:`policy.decided_until`; None: no expiry ahead)."""
         lineage = self.spaces_settings.lineage_enforced
         specs = {s.id: store_mod.space_spec(self.db, s) for s in spaces}
         subs = subscriptions_to(self.db, [user_name], required_keys(specs.values(), lineage))
-        return {i: decide_all(spec, subs, [user_name], now, lineage)[user_name] for i, spec in specs.items()}
+        decisions = {i: decide_all(spec, subs, [user_name], now, lineage)[user_name] for i, spec in specs.items()}
+        return decisions, policy.decided_until(subs, now)
+
+    # -- answers kept between requests (see ..answers) ----------------------
+
+    def cached(self, key: tuple, build):
+        """The JSON text (and extra value) of the answer for ``key``: the one kept at
+        the catalog's current revision if it is still right now, else ``build(now)``
+        -> (data, until, extra), kept. Runs in the request's transaction, in a
+        database thread; the revision is read before any data."""
+        if self.is_service or not self.hub_user:
+            self.current_db_user()  # services have no spaces: the same 403 as without the cache
+        answers = self.settings.get("spaces_answers")
+        revision = store_mod.catalog_revision(self.db) if answers is not None else None
+        now = utcnow()
+        # the caller's name and the settings that change answers complete the key
+        key = (self.user_name, self.spaces_settings.lineage_enforced, *key)
+        answer = answers.get(key, revision, now) if answers is not None else None
+        if answer is not None:
+            return answer.text, answer.extra
+        data, until, extra = build(now)
+        text = json.dumps(data, default=_json_default)
+        if answers is not None:
+            answers.put(key, revision, now, until, text, extra)
+        return text, extra
+
+    def write_json_text(self, text: str) -> None:
+        self.set_status(200)
+        self.finish(text)
 
     def check_spec(self, values: dict) -> None:
         """422 naming each invalid field of the merged spec ``values``."""
@@ -120,24 +154,27 @@ class SpacesHandler(SpaceAPIHandler):
         role = self.text_argument("role")
         if role is not None and policy.validate_role(role):
             raise APIError(422, policy.validate_role(role), {"role": policy.validate_role(role)})
-        self.write_json(await self.in_thread(lambda: self.my_spaces(role)))
-
-    def my_spaces(self, role: str | None) -> dict:
-        user = self.current_db_user()
-        page = self.page_of_ids(user.id, role)
-        views = space_views(self.db, page["ids"])
-        spaces = [views[i] for i in page.pop("ids")]
-        decisions = self.decisions_for(spaces, user.name)
-        roles = page.pop("roles")
-        return {"items": [space_model(s, roles[s.id], decisions[s.id]) for s in spaces], **page}
-
-    def page_of_ids(self, user_id: int, role: str | None) -> dict:
         max_size = self.service.max_page_size
         offset = self.int_argument("offset", 0)
         limit = self.int_argument("limit", min(self.service.default_page_size, max_size), 1, max_size)
-        total, ids, roles = member_spaces_page(self.db, user_id, offset, limit, role)
-        return {"ids": ids, "roles": roles, "total": total, "offset": offset, "limit": limit,
+        self.write_json_text(await self.in_thread(lambda: self.my_spaces(role, offset, limit)))
+
+    def my_spaces(self, role: str | None, offset: int, limit: int) -> str:
+        """The page as JSON text: its items are kept between requests (with the total),
+        its links are made for this request."""
+
+        def build(now):
+            user = self.current_db_user()
+            total, ids, roles = member_spaces_page(self.db, user.id, offset, limit, role)
+            views = space_views(self.db, ids)
+            spaces = [views[i] for i in ids]
+            decisions, until = self.decisions_until(spaces, user.name, now)
+            return [space_model(s, roles[s.id], decisions[s.id]) for s in spaces], until, total
+
+        items, total = self.cached(("spaces", role, offset, limit), build)
+        page = {"total": total, "offset": offset, "limit": limit,
                 "next": self.next_page_url(offset, limit, total)}
+        return '{"items": ' + items + ", " + json.dumps(page)[1:]
 
     async def post(self):
         # any user, up to the space limit
@@ -212,12 +249,13 @@ class SpaceHandler(SpaceAPIHandler):
 
     async def get(self, space_id):
         # any member
-        def read():
+        def build(now):
             space, role = self.space_view_for(space_id, "read")
-            decision = self.decisions_for([space], self.user_name)[space.id]
-            return space_model(space, role.value, decision)
+            decisions, until = self.decisions_until([space], self.user_name, now)
+            return space_model(space, role.value, decisions[space.id]), until, None
 
-        self.write_json(await self.in_thread(read))
+        key = ("space", self.id_argument(space_id, "space"))
+        self.write_json_text(await self.in_thread(lambda: self.cached(key, build)[0]))
 
     async def patch(self, space_id):
         # owner or editor (who may edit is decided before the body is looked at)
@@ -306,16 +344,17 @@ class AccessHandler(SpaceAPIHandler):
 
     async def get(self, space_id):
         # any member; members' decisions for roles allowed to see them (the owner)
-        self.write_json(await self.in_thread(lambda: self.access(space_id)))
+        key = ("access", self.id_argument(space_id, "space"))
+        self.write_json_text(await self.in_thread(lambda: self.cached(key, lambda now: self.access(space_id, now))[0]))
 
-    def access(self, space_id) -> dict:
+    def access(self, space_id, now) -> tuple[dict, object, None]:
         space, role = self.space_view_for(space_id, "read")
         lineage = self.spaces_settings.lineage_enforced
         show_members = policy.allowed(role, "see_member_access")
         names = [c.user.name for c in space.collaborators] if show_members else [self.user_name]
         spec = store_mod.space_spec(self.db, space)
         subs = subscriptions_to(self.db, names, required_keys([spec], lineage))
-        decisions = decide_all(spec, subs, names, utcnow(), lineage)
+        decisions = decide_all(spec, subs, names, now, lineage)
         out = {
             "space_id": space.id,
             "slug": space.slug,
@@ -324,7 +363,7 @@ class AccessHandler(SpaceAPIHandler):
         }
         if show_members:
             out["members"] = [decision_model(decisions[n]) for n in names]
-        return out
+        return out, policy.decided_until(subs, now), None
 
 
 default_handlers = [
