@@ -28,15 +28,15 @@ API_JS = """async ({path, method, body}) => {
   const cfg = JSON.parse(document.getElementById('spaces-config').textContent);
   const r = await fetch(cfg.api + path, {method: method || 'GET', credentials: 'same-origin',
     headers: {'Content-Type': 'application/json', 'X-XSRFToken': cfg.xsrf},
-    body: body === undefined ? undefined : JSON.stringify(body)});
+    body: body == null ? undefined : JSON.stringify(body)});
   return {status: r.status, body: r.status === 204 ? null : await r.json()};
 }"""
 
 
 @pytest.fixture(scope="module", autouse=True)
 def airflow_present():
-    venv = Path(os.environ.get("SPACES_AIRFLOW_VENV")
-                or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "jupyterhub-spaces" / "airflow-venv")
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    venv = Path(os.environ.get("SPACES_AIRFLOW_VENV") or cache / "jupyterhub-spaces" / "airflow-venv")
     if not (venv / "bin" / "airflow").exists():
         pytest.skip("no Airflow virtualenv: run scripts/setup.d/55-airflow.sh")
 

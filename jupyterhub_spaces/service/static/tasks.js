@@ -142,8 +142,8 @@ function taskActions(t, after) {
       await after();
     } catch (e) {
       flash(e.message, "error");
-      button.disabled = false;
     }
+    button.disabled = false;
   };
   const run = h("button.small", { "data-action": "run", onclick: (e) => act(e.currentTarget, "run",
     () => `“${t.name}” was handed to Airflow: its run shows here within seconds.`) }, "Run now");
@@ -298,8 +298,8 @@ export async function taskView(spaceId, taskId, onLeave, selectedRun) {
     logBox.textContent = run.log || (run.state === "running" ? "Waiting for output…" : run.reason || "No output.");
     if (atEnd) logBox.scrollTop = logBox.scrollHeight;
     logBox.dataset.state = run.state;
-    logActions.replaceChildren(run.state === "running" && canEdit
-      ? h("button.danger-outline.small", { id: "cancel-run", onclick: (e) => cancel(run, e.currentTarget) }, "Cancel run") : null);
+    logActions.replaceChildren(...(run.state === "running" && canEdit
+      ? [h("button.danger-outline.small", { id: "cancel-run", onclick: (e) => cancel(run, e.currentTarget) }, "Cancel run")] : []));
     for (const row of runsBody.querySelectorAll("tr")) row.toggleAttribute("aria-selected", row.dataset.run === String(runId));
     if (run.state === "running" && !followingLog) {
       // the output so far, as the engine sends it, until the run ends
