@@ -80,7 +80,7 @@ def test_the_space_lists_the_demo_task_that_already_ran_with_its_log(login, demo
     assert row.locator(".schedule").inner_text() == "0 6 * * * (Europe/London)"
     assert row.locator(".next-run").inner_text() not in ("", "—")
     assert row.locator(".last-runs .badge-active", has_text="success").count() >= 1
-    assert page.locator("#code-assets li[data-asset='sales-summary']", has_text="version 1").is_visible()
+    page.locator("#code-assets li[data-asset='sales-summary']", has_text="version 1").wait_for()
     shot(page, "30-space-tasks")
 
     row.locator("a", has_text=DEMO_TASK).click()
@@ -133,6 +133,9 @@ def test_a_task_with_a_bad_schedule_shows_the_api_error_and_is_not_created(login
     open_space(page)
     page.click("#new-task")
     form = page.locator("#task-form")
+    form.wait_for()
+    # the form offers the space's Code Assets, the demo's among them
+    assert form.locator("[name=code_asset_id] option", has_text="sales-summary").count() == 1
     form.locator("[name=name]").fill("Hourly by mistake")
     form.locator("[name=schedule]").fill("every hour")
     form.locator("#create-task").click()
@@ -178,8 +181,13 @@ def test_save_as_code_asset_from_the_jupyterlab_file_browser(login, demo_hub, sh
     done = page.locator(".jp-Dialog", has_text="Saved as code asset")
     done.wait_for()
     assert "version 1" in done.inner_text()
-    shot(page, "35-lab-saved-as-code-asset")
     done.locator(".jp-mod-accept").click()
+    # the sidebar's Tasks section: the space's tasks and Code Assets, the new one too
+    page.click("li[data-id='jupyterhub-spaces-panel']")
+    panel = page.locator("#jupyterhub-spaces-panel")
+    assert "last run success" in panel.locator(f".jp-SpacesPanel-tasks li[data-task='{DEMO_TASK}']").inner_text()
+    assert panel.locator(".jp-SpacesPanel-assets li[data-asset='weekly_report']", has_text="version 1").is_visible()
+    shot(page, "35-lab-saved-as-code-asset")
 
     # the Spaces app shows the version
     app = login("alice")

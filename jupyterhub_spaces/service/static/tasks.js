@@ -106,12 +106,14 @@ export function tasksPanel(space, canEdit, onLeave) {
     return items.some((t) => (t.last_runs || []).some((r) => r.state === "running"));
   }
 
-  function openForm() {
+  async function openForm() {
+    await first.catch(() => null); // the form offers the space's Code Assets: wait for them
     formSlot.replaceChildren(taskForm(space, assets, () => { formSlot.replaceChildren(); }, load));
     formSlot.querySelector("input").focus();
   }
 
-  load().then((running) => {
+  const first = load();
+  first.then((running) => {
     if (running) follow(onLeave, FOLLOW_MS * 2, load);
   }).catch((e) => body.replaceChildren(h("p.error-text", {}, e.message)));
   return panel;
