@@ -200,3 +200,26 @@ def test_save_as_code_asset_from_the_jupyterlab_file_browser(login, demo_hub, sh
     assert "first draft" in app.locator("#versions tr[data-version='1']").inner_text()
     assert "weekly_report.py" in app.locator("#versions").inner_text()
     shot(app, "36-code-asset-versions")
+
+
+def test_a_code_asset_shows_the_diff_between_versions_and_restores_one(login, demo_hub, shot):
+    page = login("alice")
+    sid = space_id(page)
+    asset = next(a for a in api(page, f"spaces/{sid}/code-assets")["body"]["items"] if a["name"] == "weekly_report")
+    saved = api(page, f"spaces/{sid}/code-assets", "POST", {
+        "name": "weekly_report", "message": "per store",
+        "files": {"weekly_report.py": 'print("weekly report per store")\n'}})
+    assert saved["status"] == 201 and saved["body"]["version"]["number"] == 2
+    page.goto(page.url.split("#")[0] + f"#/spaces/{sid}/code-assets/{asset['id']}")
+    diff = page.locator("#diff")
+    diff.locator(".add").first.wait_for()
+    assert diff.locator(".del").inner_text().strip() == '-print("weekly report")'
+    assert diff.locator(".add", has_text="per store").count() == 1
+    shot(page, "37-code-asset-diff")
+
+    page.locator("#versions tr[data-version='1'] [data-action=restore]").click()
+    page.fill("#restore-into", "restored")
+    page.locator("dialog .primary").click()
+    page.locator("#flash.flash-ok", has_text="Restored version 1").wait_for()
+    restored = next((demo_hub.var / "spaces-home" / "alice").glob("*/restored/weekly_report.py"))
+    assert restored.read_text() == 'print("weekly report")\n'

@@ -437,7 +437,7 @@ export async function codeAssetView(spaceId, assetId) {
           h("td", {}, h("code", {}, v.entry)),
           h("td.small", {}, v.files.join(", ")),
           h("td", {}, canEdit ? h("button.small", { "data-action": "restore", onclick: () => restore(v) }, "Restore") : null)))))),
-    versions.length ? h("section.panel", { id: "diff-panel" },
+    versions.length > 1 ? h("section.panel", { id: "diff-panel" },
       h("h2", {}, "Changes between versions"),
       h("div.inline", {}, from, " → ", to, h("button", { id: "show-diff", onclick: showDiff }, "Show diff")),
       diffBox) : null);
