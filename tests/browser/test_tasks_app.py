@@ -12,10 +12,10 @@ saves a script of her space from JupyterLab. Screenshots go to
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import pytest
+from demo_hub import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -55,13 +55,8 @@ def open_space(page, slug="retail-forecasting"):
     page.wait_for_selector("#tasks")
 
 
-def wait_until(check, timeout=RUN_WAIT, every=2.0, what=""):
-    deadline = time.monotonic() + timeout
-    while not (value := check()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(every)
-    return value
+def wait_until(check, every=2.0, what=""):
+    return wait_for(check, timeout=RUN_WAIT, every=every, what=what)
 
 
 def demo_task(page) -> dict:

@@ -13,22 +13,13 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from conftest import AIRFLOW_VENV
-from demo_hub import demo_hub  # noqa: F401  (the fixture)
+from demo_hub import demo_hub, wait_for  # noqa: F401  (the fixture)
 
 from jupyterhub_spaces import demo
 from jupyterhub_spaces.store import Store
 from jupyterhub_spaces.tasks.engine import AirflowClient
 
 pytestmark = pytest.mark.slow
-
-
-def wait_for(check, timeout=300, every=2.0, what=""):
-    deadline = time.monotonic() + timeout
-    while not (value := check()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(every)
-    return value
 
 
 def test_the_demo_task_has_run_once_when_alice_opens_her_space(demo_hub):  # noqa: F811
