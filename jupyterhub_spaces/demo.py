@@ -14,10 +14,16 @@ dave       contoso      full on weather; cannot see northwind's users (nor they 
 :func:`seed` is idempotent: every row is looked up by its natural key (names, slugs)
 and only created when missing, source tables are only filled when empty and files only
 copied when absent, so running it again changes nothing.
+
+The demo also holds one **Task** in alice's *Retail forecasting*: a small script saved
+as a Code Asset, scheduled every morning. So that the space shows a finished run with
+its log from the start, the spaces service starts that task's first run as soon as
+Airflow has loaded it (:func:`first_runs`), once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import logging
 import os
@@ -37,6 +43,8 @@ log = logging.getLogger(__name__)
 
 #: marks a catalog that was seeded once (see :func:`seed_once`)
 SEED_ACTION = "demo.seed"
+#: marks a demo task whose first run was started (see :func:`first_runs`)
+FIRST_RUN_ACTION = "demo.first_run"
 
 ORGANIZATIONS = {
     "northwind": "Northwind Retail",
@@ -189,6 +197,62 @@ SPACES = (
 )
 
 
+@dataclass(frozen=True)
+class TaskSeed:
+    """A demo Task: ``files`` saved as the Code Asset ``code_asset`` of the space
+    ``space`` (owned by ``owner``), run as its owner on ``schedule``."""
+
+    space: str
+    owner: str
+    name: str
+    code_asset: str
+    entry: str
+    files: dict
+    schedule: str
+    timezone: str
+    retries: int = 1
+    timeout_seconds: int = 600
+    parameters: dict = field(default_factory=dict)
+    message: str = ""
+
+
+SALES_SUMMARY = """\
+\"\"\"Morning summary of the space's sales data: what the Asset database holds.
+
+Runs as a Task of the space (as its owner, in the session sandbox): the space's
+database URLs are in the environment, the parameters in $SPACES_TASK_PARAMETERS.
+\"\"\"
+import json
+import os
+
+from sqlalchemy import create_engine, inspect, text
+
+parameters = json.loads(os.environ.get("SPACES_TASK_PARAMETERS") or "{}")
+print(f"sales summary of space {os.environ.get('SPACES_SPACE')}, parameters {parameters}")
+engine = create_engine(os.environ["SPACES_ASSET_DB_URL"])
+with engine.connect() as conn:
+    for table in sorted(inspect(conn).get_table_names()):
+        rows = conn.execute(text(f'SELECT COUNT(*) FROM "{table}"')).scalar()
+        print(f"  {table}: {rows} rows")
+print("done")
+"""
+
+TASKS = (
+    TaskSeed(
+        space="retail-forecasting",
+        owner="alice",
+        name="Morning sales summary",
+        code_asset="sales-summary",
+        entry="sales_summary.py",
+        files={"sales_summary.py": SALES_SUMMARY},
+        schedule="0 6 * * *",
+        timezone="Europe/London",
+        parameters={"stores": "all"},
+        message="First version: row counts of the space's tables",
+    ),
+)
+
+
 def data_path(name: str):
     """The shipped demo file ``name`` (a traversable inside the package)."""
     return resources.files("jupyterhub_spaces.demo_data").joinpath(name)
@@ -317,6 +381,8 @@ class _Seeder:
     def __init__(self, db: Session):
         self.db = db
         self.created: dict[str, int] = {}
+        #: tasks made now, whose first run the service starts (:func:`first_runs`)
+        self.first_runs: list[int] = []
 
     def _one(self, model, **key):
         row = self.db.scalar(select(model).filter_by(**key))
@@ -402,7 +468,37 @@ class _Seeder:
             self.created["collaborators"] = (
                 self.created.get("collaborators", 0) + len(members)
             )
+        for t in TASKS:
+            self._task(t, users, products)
         return self.created
+
+    def _task(self, t: TaskSeed, users: dict, products: dict) -> None:
+        """The Code Asset (one version) and the Task of ``t``, when missing."""
+        from .tasks import codeasset
+
+        db = self.db
+        space = self._one(orm.Space, slug=t.space, owner_id=users[t.owner].id)
+        if space is None or self._one(orm.Task, space_id=space.id, name=t.name) is not None:
+            return
+        snap = codeasset.snapshot(
+            {path: text.encode() for path, text in t.files.items()}, t.entry, 1 << 20, 10
+        )
+        seed = next(s for s in SPACES if s.slug == t.space)
+        lineage = {
+            "products": [{"id": products[n].id, "name": n} for n in seed.products],
+            "assets": [],
+        }
+        version, _ = codeasset.save(db, space, t.code_asset, snap, t.owner, t.message, lineage)
+        task = orm.Task(
+            space_id=space.id, name=t.name, owner_id=users[t.owner].id, version_id=version.id,
+            parameters=dict(t.parameters), schedule=t.schedule, timezone=t.timezone,
+            profile=space.profile, timeout_seconds=t.timeout_seconds, retries=t.retries,
+            publish=[], paused=False, paused_reason="",
+        )
+        db.add(task)
+        db.flush()
+        self.created["tasks"] = self.created.get("tasks", 0) + 1
+        self.first_runs.append(task.id)
 
 
 def seed(store: Store, settings) -> dict[str, int]:
@@ -413,14 +509,16 @@ def seed(store: Store, settings) -> dict[str, int]:
     copied = copy_files(settings.data_root)
     filled = load_tables(settings.source_db_url)
     with store.transaction() as db:
-        created = _Seeder(db).run(settings.default_profile)
+        seeder = _Seeder(db)
+        created = seeder.run(settings.default_profile)
         if created or copied or filled:
             db.add(
                 orm.AuditEvent(
                     actor="demo",
                     action=SEED_ACTION,
                     target_type="catalog",
-                    detail={"created": created, "tables": filled, "files": len(copied)},
+                    detail={"created": created, "tables": filled, "files": len(copied),
+                            "first_runs": seeder.first_runs},
                 )
             )
     if created or copied or filled:
@@ -449,3 +547,66 @@ def seed_once(store: Store, settings) -> bool:
         return False
     seed(store, settings)
     return True
+
+
+# ---------------------------------------------------------------------------
+# the demo task's first run
+
+
+def pending_first_runs(store: Store) -> list[int]:
+    """Demo tasks whose first run was never started: made by :func:`seed`, still
+    there, without any run and without a :data:`FIRST_RUN_ACTION` mark."""
+    with store.transaction() as db:
+        wanted: set[int] = set()
+        for detail in db.scalars(select(orm.AuditEvent.detail).where(orm.AuditEvent.action == SEED_ACTION)):
+            wanted.update(int(i) for i in (detail or {}).get("first_runs", []))
+        if not wanted:
+            return []
+        started = set(db.scalars(
+            select(orm.AuditEvent.target_id).where(orm.AuditEvent.action == FIRST_RUN_ACTION)
+        ))
+        ran = set(db.scalars(select(orm.TaskRun.task_id).where(orm.TaskRun.task_id.in_(wanted))))
+        there = set(db.scalars(select(orm.Task.id).where(orm.Task.id.in_(wanted))))
+        return sorted(i for i in there - ran if str(i) not in started)
+
+
+async def first_runs(store: Store, engine, interval: float = 5, timeout: float = 1800) -> list[int]:
+    """Start the first run of each pending demo task as soon as Airflow has loaded
+    it (Airflow answers 404 or is unreachable until then), unless Airflow has already
+    started one, once: each start is marked in the audit log, so a restart never
+    starts another. Returns the tasks it saw started."""
+    from .tasks.engine import EngineError
+
+    pending = pending_first_runs(store)
+    started: list[int] = []
+    loaded: set[int] = set()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while pending and engine.configured and loop.time() < deadline:
+        for task_id in list(pending):
+            try:
+                # Airflow may start one itself: a new DAG whose schedule's last slot has
+                # passed runs that slot at once (no catch-up beyond it). Its scheduler
+                # does so within a loop of loading the DAG: trigger only when a second
+                # look, an interval later, still finds no run
+                if not (await engine.dag_runs(task_id, limit=1)).get("dag_runs"):
+                    if task_id not in loaded:
+                        loaded.add(task_id)
+                        continue
+                    await engine.trigger(task_id, note="first run of the demo task")
+            except EngineError as e:
+                log.debug("demo task %s: not started yet (%s)", task_id, e.message)
+                continue
+            except (OSError, KeyError, ValueError) as e:
+                # Airflow's password file is written when Airflow first starts
+                log.debug("demo task %s: not started yet (%s)", task_id, e)
+                continue
+            with store.transaction() as db:
+                db.add(orm.AuditEvent(actor="demo", action=FIRST_RUN_ACTION, target_type="task",
+                                      target_id=str(task_id), detail={}))
+            log.info("demo task %s: its first run is under way", task_id)
+            pending.remove(task_id)
+            started.append(task_id)
+        if pending:
+            await asyncio.sleep(interval)
+    return started

@@ -25,7 +25,7 @@ from tornado.httpserver import HTTPServer
 from traitlets import Bool, Integer, List, Unicode, default
 from traitlets.config import Application
 
-from .. import __version__
+from .. import __version__, demo
 from ..databases import DatabaseBackend, SpaceDatabases, backend
 from ..databases.lifecycle import Reconciler
 from ..hubapi import HubAPI
@@ -279,6 +279,8 @@ class SpacesService(Application):
         # an expiry comes without a request: act on it at its time
         expiries = ExpiryTimer(app.settings["session_guard"])
         expiries.start()
+        # the demo's task shows a finished run from the start (nothing to do elsewhere)
+        first_runs = asyncio.ensure_future(demo.first_runs(self.store, app.settings["engine"]))
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -286,6 +288,7 @@ class SpacesService(Application):
         await stop.wait()
         reconciler.stop()
         guard.cancel()
+        first_runs.cancel()
         expiries.stop()
         server.stop()
         self.store.dispose()

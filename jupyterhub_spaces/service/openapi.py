@@ -564,6 +564,7 @@ SCHEMAS["Task"] = obj(
     id=INT, space_id=INT, name=STR, owner=STR, code_asset_id=INT, version=INT, entry=STR,
     parameters={"type": "object"}, schedule=NULL_STR, timezone=STR, profile=STR, timeout_seconds=INT,
     retries=INT, publish=arr(PUBLISH_ITEM), paused=BOOL, paused_reason=STR, engine_dag_id=STR,
+    next_run_at={**NULL_TIME, "description": "when the schedule fires next; null when paused or on demand only"},
     created_at=TIME, updated_at=TIME, last_runs=arr(ref("TaskRun")),
 )
 SCHEMAS["TaskInput"] = obj(

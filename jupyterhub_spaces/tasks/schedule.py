@@ -4,8 +4,9 @@ answers bad input with the field and what to send instead."""
 from __future__ import annotations
 
 import re
+from datetime import datetime, timezone
 from functools import lru_cache
-from zoneinfo import available_timezones
+from zoneinfo import ZoneInfo, available_timezones
 
 from croniter import croniter
 
@@ -72,4 +73,13 @@ def check_publish(value: list) -> str | None:
     return None
 
 
-__all__ = ["PRESETS", "check_cron", "check_parameters", "check_publish", "check_timezone"]
+def next_run(schedule: str | None, tz: str, now: datetime) -> datetime | None:
+    """When a cron ``schedule`` in time zone ``tz`` next fires after ``now`` (naive
+    UTC, as stored), in UTC with its zone; None for a task run on demand only."""
+    if not schedule or check_cron(schedule) or check_timezone(tz):
+        return None
+    local = now.replace(tzinfo=timezone.utc).astimezone(ZoneInfo(tz))
+    return croniter(schedule, local).get_next(datetime).astimezone(timezone.utc)
+
+
+__all__ = ["PRESETS", "check_cron", "next_run", "check_parameters", "check_publish", "check_timezone"]

@@ -4,7 +4,7 @@
 #
 # The npm dependencies and the TypeScript build live in a cache outside the
 # checkout, so a fresh clone never sees node_modules and a second run with
-# unchanged sources does nothing.  Usage: 70-labextension.sh [demo|test]
+# unchanged sources does nothing.  Usage: 70-labextension.sh [demo|test|--sources-hash]
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -13,6 +13,18 @@ OUT="$ROOT/jupyterhub_spaces/labextension"
 CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/jupyterhub-spaces/labextension"
 WORK="$CACHE/tree/extensions/jupyterlab-spaces"
 NAME="@jupyterhub-spaces/jupyterlab-spaces"
+
+# Everything the build reads: a change to any of it rebuilds (the lock file too,
+# which the build itself may update: the hash is taken again after the build).
+sources_hash() {
+    (cd "$SRC" && { find package.json install.json tsconfig.json tsconfig.test.json .yarnrc.yml yarn.lock \
+        src style test -type f -print0 2>/dev/null || true; } \
+        | sort -z | xargs -0 sha256sum) | sha256sum | cut -d' ' -f1
+}
+if [ "${1:-}" = "--sources-hash" ]; then
+    sources_hash
+    exit 0
+fi
 
 # The Python environment that runs the hub and the sessions; its bin holds
 # jlpm and jupyter-builder (both come with jupyterlab).
@@ -25,11 +37,6 @@ if ! command -v jlpm >/dev/null; then
     echo "70-labextension: jlpm not found; install the 'lab' extra (pip install -e '.[lab]') first" >&2
     exit 1
 fi
-
-sources_hash() {
-    (cd "$SRC" && find package.json install.json tsconfig.json .yarnrc.yml src style -type f -print0 \
-        | sort -z | xargs -0 sha256sum) | sha256sum | cut -d' ' -f1
-}
 
 HASH="$(sources_hash)"
 if [ -f "$OUT/package.json" ] && [ "$(cat "$OUT/.sources-hash" 2>/dev/null)" = "$HASH" ]; then
@@ -58,7 +65,7 @@ else
     rm -rf "$OUT"
     cp -r "$CACHE/tree/jupyterhub_spaces/labextension" "$OUT"
     cp "$SRC/install.json" "$OUT/install.json"
-    echo "$HASH" > "$OUT/.sources-hash"
+    sources_hash > "$OUT/.sources-hash"
 fi
 
 # JupyterLab discovers prebuilt extensions in <prefix>/share/jupyter/labextensions;

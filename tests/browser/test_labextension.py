@@ -23,6 +23,20 @@ pytestmark = pytest.mark.slow
 
 NAME = "@jupyterhub-spaces/jupyterlab-spaces"
 BIN = Path(sys.executable).parent
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_built_extension_is_built_from_these_sources():
+    """A changed source of the extension (its code, styles, tests, dependencies) must
+    rebuild it: the build records the hash of its sources, the setup step rebuilds
+    whenever the hash of the sources now differs."""
+    script = REPO / "scripts" / "setup.d" / "70-labextension.sh"
+    now = subprocess.run([str(script), "--sources-hash"], capture_output=True, text=True, check=True).stdout.strip()
+    built = REPO / "jupyterhub_spaces" / "labextension" / ".sources-hash"
+    assert built.exists(), "the extension is not built: run scripts/setup.d/70-labextension.sh"
+    assert built.read_text().strip() == now, (
+        "the built extension is older than its sources: run scripts/setup.d/70-labextension.sh"
+    )
 
 
 def test_extension_is_installed_and_enabled():

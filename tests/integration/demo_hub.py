@@ -22,6 +22,17 @@ REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "hub_config" / "jupyterhub_config.py"
 
 
+def wait_for(check, timeout: float = 300, every: float = 2.0, what: str = ""):
+    """``check()``'s first true value, asked every ``every`` seconds; an
+    AssertionError naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not (value := check()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(every)
+    return value
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -299,3 +299,45 @@ export function errorFrom(status: number, text: string): SpacesError {
     `the spaces service answered ${status}${text ? ': ' + text.slice(0, 200) : ''}`
   );
 }
+
+/** One run of a task, as `GET tasks/{id}` lists its last runs. */
+export interface ITaskRun {
+  id: number;
+  state: string;
+  reason?: string;
+  started_at?: string;
+  duration_seconds?: number | null;
+}
+
+/** A task of the space (the fields the sidebar shows). */
+export interface ITask {
+  id: number;
+  name: string;
+  owner: string;
+  schedule: string | null;
+  timezone: string;
+  paused: boolean;
+  next_run_at?: string | null;
+  last_runs?: ITaskRun[];
+}
+
+/**
+ * The Code Asset name "Save as code asset" proposes for a file browser path: the
+ * last part without its notebook or script extension (`jobs/forecast.ipynb` ->
+ * `forecast`).
+ */
+export function codeAssetName(path: string): string {
+  const last = path.split('/').filter(Boolean).pop() || '';
+  return last.replace(/\.(ipynb|py)$/, '') || last;
+}
+
+/** One line about a task: its schedule, and how its last run went. */
+export function taskSummary(task: ITask): string {
+  const when = task.paused
+    ? 'paused'
+    : task.schedule
+      ? `${task.schedule} (${task.timezone})`
+      : 'on demand';
+  const last = (task.last_runs || [])[0];
+  return last ? `${when} · last run ${last.state}` : `${when} · never ran`;
+}

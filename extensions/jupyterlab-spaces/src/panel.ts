@@ -8,6 +8,7 @@ import {
   IAccessAnswer,
   ICollaborator,
   ISpace,
+  ITask,
   ITool,
   SpacesClient,
   SpacesError,
@@ -18,6 +19,7 @@ import {
   membersAccess,
   modeOf,
   switchWarning,
+  taskSummary,
   toolTile
 } from './model';
 
@@ -119,6 +121,8 @@ export class SpacesPanel extends Widget {
         sections.push(this.currentSection(this.current));
         sections.push(await this.toolsSection(this.current));
         sections.push(await this.collaboratorsSection(this.current));
+        sections.push(this.tasksSection);
+        await this.refreshTasks();
       } else {
         sections.push(
           el(
@@ -207,6 +211,134 @@ export class SpacesPanel extends Widget {
         );
       })
     );
+  }
+
+  private tasksList = el('ul', { class: 'jp-SpacesPanel-tasks' });
+  private assetsList = el('ul', { class: 'jp-SpacesPanel-assets' });
+  private tasksSection = el(
+    'section',
+    { 'aria-label': 'Tasks' },
+    el('h3', {}, 'Tasks'),
+    this.tasksList,
+    el('h3', {}, 'Code assets'),
+    this.assetsList
+  );
+
+  /** The current space's tasks (run now from here) and Code Assets. */
+  async refreshTasks(space = this.current): Promise<void> {
+    if (!space) {
+      return;
+    }
+    const { client, appUrl } = this.opts;
+    const canEdit = space.role === 'owner' || space.role === 'editor';
+    try {
+      const [tasks, assets] = await Promise.all([
+        client.request(`spaces/${space.id}/tasks`),
+        client.request(`spaces/${space.id}/code-assets`)
+      ]);
+      const taskItems = items<ITask>(tasks).map(task => {
+        const run = el(
+          'button',
+          { class: 'jp-SpacesPanel-button', title: 'Start a run now' },
+          'Run now'
+        );
+        run.disabled = !canEdit || task.paused;
+        run.addEventListener('click', async () => {
+          run.disabled = true;
+          try {
+            await client.request(`tasks/${task.id}/run`, 'POST');
+            this.say(`“${task.name}” started: follow it in the Spaces app.`);
+          } catch (e) {
+            this.say(message(e), true);
+          }
+          run.disabled = false;
+        });
+        return el(
+          'li',
+          { 'data-task': task.name },
+          el(
+            'a',
+            {
+              href: `${appUrl}#/spaces/${space.id}/tasks/${task.id}`,
+              target: '_blank',
+              rel: 'noopener',
+              class: 'jp-SpacesPanel-name'
+            },
+            task.name
+          ),
+          el('span', { class: 'jp-SpacesPanel-hint' }, taskSummary(task)),
+          run
+        );
+      });
+      this.tasksList.replaceChildren(
+        ...(taskItems.length
+          ? taskItems
+          : [el('li', {}, 'No tasks yet: create one in the Spaces app.')])
+      );
+      const assetItems = items<any>(assets).map(a =>
+        el(
+          'li',
+          { 'data-asset': a.name },
+          el(
+            'a',
+            {
+              href: `${appUrl}#/spaces/${space.id}/code-assets/${a.id}`,
+              target: '_blank',
+              rel: 'noopener',
+              class: 'jp-SpacesPanel-name'
+            },
+            a.name
+          ),
+          el(
+            'span',
+            { class: 'jp-SpacesPanel-hint' },
+            `version ${a.latest_version ?? '–'}`
+          )
+        )
+      );
+      this.assetsList.replaceChildren(
+        ...(assetItems.length
+          ? assetItems
+          : [
+              el(
+                'li',
+                {},
+                'None yet: right-click a notebook, script or folder › Save as code asset.'
+              )
+            ])
+      );
+    } catch (e) {
+      this.tasksList.replaceChildren(el('li', {}, message(e)));
+    }
+  }
+
+  /**
+   * Save a file or folder of the space home (a file browser path: the session's
+   * root is the space home) as a new version of the Code Asset `name`.
+   */
+  async saveCodeAsset(path: string, name: string, note: string): Promise<any> {
+    if (!this.current) {
+      await this.refresh();
+    }
+    const space = this.current;
+    if (!space) {
+      throw new SpacesError(
+        409,
+        'This JupyterLab is not a space session: open the space first, then save.'
+      );
+    }
+    const saved = await this.opts.client.request(
+      `spaces/${space.id}/code-assets`,
+      'POST',
+      { name, path, message: note }
+    );
+    this.say(
+      saved.new_version
+        ? `Saved “${saved.name}” as version ${saved.version.number}.`
+        : `“${saved.name}” is unchanged: still version ${saved.version.number}.`
+    );
+    await this.refreshTasks(space);
+    return saved;
   }
 
   private async collaboratorsSection(space: ISpace): Promise<HTMLElement> {

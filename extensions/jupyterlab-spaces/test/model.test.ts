@@ -9,11 +9,13 @@ import {
   FetchLike,
   SpacesClient,
   SpacesError,
+  codeAssetName,
   currentSpace,
   lockReason,
   membersAccess,
   serviceBase,
   switchWarning,
+  taskSummary,
   toolTile
 } from '../src/model';
 
@@ -172,4 +174,22 @@ test('members decisions are indexed by user for the collaborator list', () => {
   assert.equal(byUser.alice.mode, 'workbench');
   assert.deepEqual(membersAccess(undefined), {});
   assert.deepEqual(membersAccess({ mode: 'sandbox' }), {});
+});
+
+test('a code asset is named after the file or folder it is saved from', () => {
+  assert.equal(codeAssetName('forecast.ipynb'), 'forecast');
+  assert.equal(codeAssetName('jobs/nightly/refresh.py'), 'refresh');
+  assert.equal(codeAssetName('jobs/nightly/'), 'nightly');
+  assert.equal(codeAssetName('data.csv'), 'data.csv');
+});
+
+test('a task is summed up by its schedule and its last run', () => {
+  const base = { id: 1, name: 'n', owner: 'alice', schedule: '0 6 * * *', timezone: 'UTC', paused: false };
+  assert.equal(taskSummary({ ...base }), '0 6 * * * (UTC) · never ran');
+  assert.equal(
+    taskSummary({ ...base, last_runs: [{ id: 2, state: 'success' }, { id: 1, state: 'failed' }] }),
+    '0 6 * * * (UTC) · last run success'
+  );
+  assert.equal(taskSummary({ ...base, paused: true }), 'paused · never ran');
+  assert.equal(taskSummary({ ...base, schedule: null }), 'on demand · never ran');
 });

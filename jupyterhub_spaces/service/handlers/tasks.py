@@ -33,6 +33,7 @@ from ...databases.publish import PublishError
 from ...tasks import codeasset, runs, schedule
 from ...tasks.engine import EngineError, dag_id
 from ...tasks.sandbox import SandboxError
+from ...utils import utcnow
 from ..base import APIError, APIHandler, Field
 from .codeassets import TasksConfigMixin
 
@@ -104,6 +105,8 @@ def task_model(t: orm.Task, last_runs: list[orm.TaskRun] = ()) -> dict:
         "publish": t.publish,
         "paused": t.paused,
         "paused_reason": t.paused_reason,
+        # when the schedule fires next (a paused task's schedule fires not at all)
+        "next_run_at": None if t.paused else schedule.next_run(t.schedule, t.timezone, utcnow()),
         "engine_dag_id": dag_id(t.id),
         "created_at": t.created_at,
         "updated_at": t.updated_at,

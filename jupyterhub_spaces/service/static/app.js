@@ -23,6 +23,7 @@ import {
   subscriptionOf,
   subscriptionText,
 } from "./model.js";
+import { codeAssetView, codeAssetsPanel, taskView, tasksPanel } from "./tasks.js";
 
 const MODE_HELP = {
   workbench: "Full subscriptions: use and export the data.",
@@ -56,6 +57,8 @@ const routes = [
   [/^#\/spaces\/new$/, (m) => editView(null)],
   [/^#\/spaces\/(\d+)\/edit$/, (m) => editView(Number(m[1]))],
   [/^#\/spaces\/(\d+)$/, (m) => spaceView(Number(m[1]))],
+  [/^#\/spaces\/(\d+)\/tasks\/(\d+)(?:\?run=(\d+))?$/, (m) => taskView(Number(m[1]), Number(m[2]), onLeave, m[3])],
+  [/^#\/spaces\/(\d+)\/code-assets\/(\d+)$/, (m) => codeAssetView(Number(m[1]), Number(m[2]))],
   [/^#\/catalog$/, catalogView],
   [/^#\/audit$/, auditView],
 ];
@@ -241,6 +244,8 @@ async function spaceView(id) {
     h("div.columns", {},
       specPanel(space),
       collaboratorsPanel(space, access, isOwner)),
+    role ? tasksPanel(space, role === "owner" || role === "editor", onLeave) : null,
+    role ? codeAssetsPanel(space, role === "owner" || role === "editor") : null,
     lineagePanel(space));
 
   if (state === "starting") followProgress(space);

@@ -5,13 +5,11 @@ writes the space's SQLite Publish database. Airflow has no route in the hub's pr
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import requests
 
 from conftest import AIRFLOW_VENV
-from demo_hub import demo_hub  # noqa: F401  (the fixture)
+from demo_hub import demo_hub, wait_for  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.slow
 
@@ -23,15 +21,6 @@ with sqlite3.connect(path) as db:
     db.execute("INSERT INTO refreshed VALUES (datetime('now'))")
 print("refreshed", os.environ["SPACES_SPACE"])
 """
-
-
-def wait_for(check, timeout=300, every=2.0, what=""):
-    deadline = time.monotonic() + timeout
-    while not (value := check()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(every)
-    return value
 
 
 def healthy(port: int) -> bool:
