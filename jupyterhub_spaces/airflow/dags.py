@@ -16,8 +16,19 @@ from . import client
 
 log = logging.getLogger(__name__)
 
-#: the start of every Task's schedule (catch-up is off: no run before the Task existed)
+#: the start of a Task's schedule when the service does not say when it was created
 START = datetime(2024, 1, 1, tzinfo=timezone.utc)
+
+
+def start_of(defn: dict) -> datetime:
+    """When the Task's schedule starts: its creation. With catch-up off, Airflow runs
+    the most recent slot at or after the start date at once; an older start date made a
+    Task created at 10:00 with ``0 6 * * *`` run at 10:00 instead of the next day."""
+    try:
+        created = datetime.fromisoformat(defn["created_at"])
+    except (KeyError, TypeError, ValueError):
+        return START
+    return created if created.tzinfo else created.replace(tzinfo=timezone.utc)
 
 
 def definitions() -> list[dict]:
@@ -39,7 +50,7 @@ def build(defn: dict):
         dag_id=defn["dag_id"],
         description=f"Task {defn['name']!r} of space {defn['space_slug']!r} (jupyterhub-spaces)",
         schedule=schedule,
-        start_date=START,
+        start_date=start_of(defn),
         catchup=False,
         max_active_runs=1,
         is_paused_upon_creation=bool(defn.get("paused")),

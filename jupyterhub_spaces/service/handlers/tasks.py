@@ -23,6 +23,7 @@ The engine (Airflow's components, with their own JupyterHub service tokens only)
 from __future__ import annotations
 
 import logging
+from datetime import timezone
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -360,6 +361,8 @@ class EngineTasksHandler(EngineBase):
                 "id": t.id, "dag_id": dag_id(t.id), "name": t.name, "space_id": t.space_id, "space_slug": slug,
                 "owner": t.owner.name, "schedule": t.schedule, "timezone": t.timezone, "paused": t.paused,
                 "retries": t.retries, "timeout_seconds": t.timeout_seconds,
+                # the schedule starts here: no run for a slot before the task existed
+                "created_at": t.created_at.replace(tzinfo=timezone.utc).isoformat(),
             }
             for t, slug in rows
         ]})
