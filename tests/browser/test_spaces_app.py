@@ -213,9 +213,8 @@ def server_of(demo_hub, slug: str) -> str:
 
 
 def open_sidebar(page):
-    page.wait_for_selector("#jupyterhub-spaces-panel", state="attached", timeout=120_000)
-    page.click("li[data-id='jupyterhub-spaces-panel']")
-    page.wait_for_selector("#jupyterhub-spaces-panel .jp-SpacesPanel-current")
+    # a session opens on the Spaces panel by itself: no click
+    page.wait_for_selector("#jupyterhub-spaces-panel .jp-SpacesPanel-current", timeout=120_000)
 
 
 def test_sidebar_shows_the_space_and_invites_bob(login, demo_hub, shot):

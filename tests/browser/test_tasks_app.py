@@ -163,6 +163,9 @@ def test_save_as_code_asset_from_the_jupyterlab_file_browser(login, demo_hub, sh
       return r.status;
     }""")
     assert status in (200, 201)
+    # the session opened on the Spaces panel: go to the file browser
+    page.locator("#jupyterhub-spaces-panel .jp-SpacesPanel-current").wait_for(timeout=120_000)
+    page.click("li[data-id='filebrowser']")
     page.click(".jp-FileBrowser [data-command='filebrowser:refresh']")
     item = page.locator(".jp-DirListing-item", has_text="weekly_report.py")
     item.wait_for(timeout=60_000)

@@ -106,6 +106,23 @@ const plugin: JupyterFrontEndPlugin<void> = {
     app.shell.add(panel, 'left', { rank: 50 });
     void labShell;
 
+    // A session opens on the Spaces panel, once per browser tab and server: later
+    // loads keep whichever panel the user chose since
+    if (hubPrefix) {
+      const key = `jupyterhub-spaces:opened:${PageConfig.getOption('hubServerName')}`;
+      void app.restored.then(() => {
+        try {
+          if (window.sessionStorage.getItem(key)) {
+            return;
+          }
+          window.sessionStorage.setItem(key, '1');
+        } catch {
+          // no session storage (a locked-down browser): open it every time
+        }
+        app.shell.activateById(panel.id);
+      });
+    }
+
     // File browser › right-click › Save as code asset: a version of the space's
     // Code Asset, read by the service from the space home (the session's root)
     app.commands.addCommand(SAVE_COMMAND, {
