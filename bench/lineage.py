@@ -43,7 +43,7 @@ from sqlalchemy import create_engine, insert
 from jupyterhub_spaces import orm
 from jupyterhub_spaces.databases.lineage import lineage
 from jupyterhub_spaces.service.queries import decide_all, required_keys, space_views, subscriptions_to
-from jupyterhub_spaces.store import Store, decide, space_query, space_spec
+from jupyterhub_spaces.store import Store, decide, record_lineage, space_query, space_spec
 from jupyterhub_spaces.utils import utcnow
 
 PRODUCTS = 100
@@ -88,7 +88,13 @@ def build(store: Store) -> tuple[int, int, int, int]:
                                       "source_product_id": (i // PER_PRODUCT) % PRODUCTS + 1})
                 next_id += 1
         conn.execute(insert(orm.Asset), rows)
-        conn.execute(insert(orm.LineageEdge), edges)
+        # as publishes write it, level by level: edges and closure together
+        sources: dict[int, tuple[list, list]] = {}
+        for e in edges:
+            products, assets = sources.setdefault(e["asset_id"], ([], []))
+            (products.append(e["source_product_id"]) if e["source_product_id"] else assets.append(e["source_asset_id"]))
+        for asset_id, (products, assets) in sources.items():
+            record_lineage(db, asset_id, products, assets)
         conn.execute(insert(orm.Subscription), [
             {"user_id": user.id, "product_id": p + 1, "asset_id": None, "level": "full",
              "status": "active", "granted_by": "bench"}
