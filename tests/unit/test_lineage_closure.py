@@ -174,3 +174,27 @@ def test_a_derived_source_without_lineage_is_a_leaf_and_one_with_lineage_is_not(
         ).all()
         assert dict(rows) == {made[0]: True, made[1]: False, assets[0]: True}
         db.rollback()
+
+
+def test_only_record_lineage_writes_lineage():
+    """Edges written without their closure would let the access rule see a derived
+    asset made from nothing: nothing in the package writes either table but
+    ``store.record_lineage`` (and the migration that fills the closure once)."""
+    import re
+    from pathlib import Path
+
+    import jupyterhub_spaces
+
+    root = Path(jupyterhub_spaces.__file__).parent
+    writes = re.compile(
+        r"(?<!class )Lineage(Edge|Closure)\(|insert\((orm\.)?Lineage"
+        r"|INSERT INTO (lineage_edges|asset_lineage_closure)",
+        re.IGNORECASE,
+    )
+    found = [
+        str(path.relative_to(root))
+        for path in root.rglob("*.py")
+        if "alembic" not in path.parts and path.name != "store.py" and writes.search(path.read_text())
+    ]
+    assert found == []
+    assert writes.search((root / "store.py").read_text())  # the pattern does see a write
