@@ -229,6 +229,14 @@ def derived_from(db: Session, asset_id: int, product_id: int | None) -> set[int]
     return set(db.scalars(select(closure.c.asset_id).where(made_from).distinct()))
 
 
+_CLOSURES = select(
+    orm.LineageClosure.asset_id,
+    orm.LineageClosure.source_asset_id,
+    orm.LineageClosure.source_product_id,
+    orm.LineageClosure.leaf,
+).where(orm.LineageClosure.asset_id.in_(bindparam("asset_ids", expanding=True)))
+
+
 class LineageRecorded(ValueError):
     """The asset has lineage already: published lineage never changes."""
 
@@ -242,32 +250,23 @@ def record_lineage(
 
     The closure is the sources themselves and the closure of each derived source,
     which was complete when that source was published: lineage is only ever written
-    for a new asset, after its sources'. Raises :class:`LineageRecorded` when the
-    asset already has lineage.
+    for a new asset, after its sources'. One read, two writes. Raises
+    :class:`LineageRecorded` when the asset already has lineage.
     """
     product_ids, asset_ids = sorted(set(product_ids)), sorted(set(asset_ids))
     if not (product_ids or asset_ids):
         return
-    edges, closure = orm.LineageEdge.__table__, orm.LineageClosure.__table__
-    if db.scalar(select(edges.c.id).where(edges.c.asset_id == asset_id).limit(1)) is not None:
-        raise LineageRecorded(f"asset {asset_id} has its lineage already; lineage never changes")
     rows: dict[tuple[int | None, int | None], bool] = {(None, p): True for p in product_ids}
-    inherit = []
-    if asset_ids:
-        has_lineage = select(edges.c.id).where(edges.c.asset_id == orm.Asset.id).exists()
-        for source, derived, walked in db.execute(
-            select(orm.Asset.id, orm.Asset.derived, has_lineage).where(orm.Asset.id.in_(asset_ids))
-        ):
-            # a derived source without lineage ends the path: it needs a subscription itself
-            rows[(source, None)] = not (derived and walked)
-            if derived and walked:
-                inherit.append(source)
-    if inherit:
-        for source_asset, source_product, leaf in db.execute(
-            select(closure.c.source_asset_id, closure.c.source_product_id, closure.c.leaf)
-            .where(closure.c.asset_id.in_(inherit))
-        ):
-            rows[(source_asset, source_product)] = leaf
+    # a source ends the path (a primary asset, a derived one without lineage) exactly
+    # when it has no closure of its own; the one read says which, and what it inherits
+    rows.update({(a, None): True for a in asset_ids})
+    for owner, source_asset, source_product, leaf in db.execute(
+        _CLOSURES, {"asset_ids": [asset_id, *asset_ids]}
+    ):
+        if owner == asset_id:
+            raise LineageRecorded(f"asset {asset_id} has its lineage already; lineage never changes")
+        rows[(owner, None)] = False
+        rows[(source_asset, source_product)] = leaf
     db.execute(
         insert(orm.LineageEdge),
         [{"asset_id": asset_id, "source_product_id": p, "source_asset_id": None} for p in product_ids]
