@@ -24,13 +24,21 @@ from ..store import derived_from, upstream_of
 
 
 def _edges_statement():
-    edges = orm.LineageEdge.__table__
+    edges, closure = orm.LineageEdge.__table__, orm.LineageClosure.__table__
+    asset_id, product_id = bindparam("asset_id"), bindparam("product_id")
+    # the closure names the nodes on either side: no walk, and no id list to send
+    made_from = select(closure.c.source_asset_id).where(closure.c.asset_id == asset_id)
+    made_of_it = select(closure.c.asset_id).where(
+        or_(closure.c.source_asset_id == asset_id, closure.c.source_product_id == product_id)
+    )
     return select(edges.c.asset_id, edges.c.source_asset_id, edges.c.source_product_id).where(
         or_(
-            edges.c.asset_id.in_(bindparam("up", expanding=True)),
-            edges.c.source_asset_id.in_(bindparam("down", expanding=True)),
+            edges.c.asset_id == asset_id,
+            edges.c.asset_id.in_(made_from),
+            edges.c.source_asset_id == asset_id,
+            edges.c.source_asset_id.in_(made_of_it),
             # a null product matches nothing: primary assets only
-            edges.c.source_product_id == bindparam("product_id"),
+            edges.c.source_product_id == product_id,
         )
     )
 
@@ -95,9 +103,7 @@ def lineage(db: Session, asset_id: int) -> dict | None:
     walked_up = {asset_id} | {a.id for a in up_assets}
     walked_down = {asset_id} | derived_from(db, asset_id, root_product)
     up, down = [], []
-    for edge in db.execute(
-        _EDGES, {"up": sorted(walked_up), "down": sorted(walked_down), "product_id": root_product}
-    ):
+    for edge in db.execute(_EDGES, {"asset_id": asset_id, "product_id": root_product}):
         derived, source_asset, source_product = edge
         if derived in walked_up:
             up.append(edge)
