@@ -135,6 +135,34 @@ class LineageEdge(Base):
     source_product_id: Mapped[int | None] = mapped_column(ForeignKey("products.id"))
 
 
+class LineageClosure(Base):
+    """Something a derived asset was made from, at any depth: one row per product and
+    per asset its lineage edges reach, directly or through other derived assets.
+
+    Published lineage never changes, so the rows are written once, with the edges,
+    by :func:`jupyterhub_spaces.store.record_lineage`. ``leaf`` marks what ends a
+    path (a product, a primary asset, a derived asset without lineage of its own):
+    the sources the access rule asks subscriptions for.
+    """
+
+    __tablename__ = "asset_lineage_closure"
+    __table_args__ = (
+        CheckConstraint(
+            "(source_asset_id IS NULL) <> (source_product_id IS NULL)", name="closure_one_source"
+        ),
+        UniqueConstraint("asset_id", "source_asset_id", name="closure_asset_once"),
+        UniqueConstraint("asset_id", "source_product_id", name="closure_product_once"),
+        Index("ix_closure_source_asset", "source_asset_id"),
+        Index("ix_closure_source_product", "source_product_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    asset_id: Mapped[int] = mapped_column(ForeignKey("assets.id", ondelete="CASCADE"))
+    source_asset_id: Mapped[int | None] = mapped_column(ForeignKey("assets.id"))
+    source_product_id: Mapped[int | None] = mapped_column(ForeignKey("products.id"))
+    leaf: Mapped[bool] = mapped_column(Boolean)
+
+
 class Subscription(Base):
     """A user's subscription to a product or an asset."""
 

@@ -5,7 +5,7 @@ queries that turn rows into the plain data the policy decides on.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 
@@ -13,7 +13,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, bindparam, create_engine, delete, event, func, inspect, or_, select
+from sqlalchemy import Engine, bindparam, create_engine, delete, event, func, insert, inspect, or_, select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from . import orm
@@ -174,73 +174,50 @@ def _target(kind: str, row) -> policy.Target:
     return policy.Target(kind, row.id, row.name)
 
 
-def _upstream_statement():
-    edges = orm.LineageEdge.__table__
-    walk = (
-        select(
-            edges.c.asset_id.label("root"),
-            edges.c.asset_id,
-            edges.c.source_asset_id,
-            edges.c.source_product_id,
-        )
-        .where(edges.c.asset_id.in_(bindparam("asset_ids", expanding=True)))
-        .cte("walk", recursive=True)
-    )
-    deeper = edges.alias("deeper")
-    # UNION, not UNION ALL: a row already found is not walked again (and a cycle ends)
-    walk = walk.union(
-        select(
-            walk.c.root, deeper.c.asset_id, deeper.c.source_asset_id, deeper.c.source_product_id
-        ).where(deeper.c.asset_id == walk.c.source_asset_id)
-    )
+def _upstream_statement(leaves_only: bool):
+    closure = orm.LineageClosure.__table__
     product = orm.Product.__table__.alias("product")
     source = orm.Asset.__table__.alias("source")
     source_product = orm.Product.__table__.alias("source_product")
-    return select(
-        walk.c.root,
-        walk.c.asset_id,
+    statement = select(
+        closure.c.asset_id,
         product.c.id,
         product.c.name,
         source.c.id,
         source.c.name,
-        source.c.derived,
         source.c.product_id,
         source_product.c.name,
     ).select_from(
-        walk.outerjoin(product, product.c.id == walk.c.source_product_id)
-        .outerjoin(source, source.c.id == walk.c.source_asset_id)
+        closure.outerjoin(product, product.c.id == closure.c.source_product_id)
+        .outerjoin(source, source.c.id == closure.c.source_asset_id)
         .outerjoin(source_product, source_product.c.id == source.c.product_id)
-    )
+    ).where(closure.c.asset_id.in_(bindparam("asset_ids", expanding=True)))
+    return statement.where(closure.c.leaf) if leaves_only else statement
 
 
-#: built once: building and keying a statement this size costs more than running it
-_UPSTREAM = _upstream_statement()
+#: built once: building and keying a statement costs more than running this one
+_UPSTREAM = {True: _upstream_statement(True), False: _upstream_statement(False)}
 
 
-def upstream_of(db: Session, asset_ids: list[int]) -> dict[int, tuple[set, set]]:
-    """For each derived asset id: (contributing products, contributing primary assets),
-    found by one recursive query over the lineage edges.
+def upstream_of(
+    db: Session, asset_ids: list[int], leaves_only: bool = True
+) -> dict[int, tuple[set, set]]:
+    """For each derived asset id: (products, assets) it was made from, at any depth,
+    read from the lineage closure written when it was published (one plain query).
 
-    The walk follows edges through derived sources to their own sources; what ends a
-    path counts: products, primary assets, and derived sources without lineage of
-    their own (those cannot say what they need, so they need a subscription to
-    themselves, never nothing). Plain rows, no ORM objects: this runs on every access
-    decision.
+    With ``leaves_only`` (what the access rule needs), only what ends a path:
+    products, primary assets, and derived sources without lineage of their own (those
+    cannot say what they need, so they need a subscription to themselves, never
+    nothing). Without, every derived asset in between too (the lineage graph).
     """
-    if not asset_ids:
-        return {}
-    rows = db.execute(_UPSTREAM, {"asset_ids": list(asset_ids)}).all()
-    # which assets have edges of their own, per walk (the walk visits every edge of
-    # every asset it reaches)
-    walked: dict[int, set[int]] = {}
-    for row in rows:
-        walked.setdefault(row[0], set()).add(row[1])
     found: dict[int, tuple[set, set]] = {i: (set(), set()) for i in asset_ids}
-    for (root, _owner, product_id, product_name, asset_id, asset_name, derived,
-         asset_product, asset_product_name) in rows:
+    if not asset_ids:
+        return found
+    rows = db.execute(_UPSTREAM[leaves_only], {"asset_ids": list(asset_ids)})
+    for root, product_id, product_name, asset_id, asset_name, asset_product, asset_product_name in rows:
         if product_id is not None:
             found[root][0].add(policy.Target("product", product_id, product_name))
-        elif asset_id is not None and (not derived or asset_id not in walked[root]):
+        else:
             found[root][1].add(
                 policy.AssetRef(
                     id=asset_id,
@@ -250,6 +227,68 @@ def upstream_of(db: Session, asset_ids: list[int]) -> dict[int, tuple[set, set]]
                 )
             )
     return found
+
+
+def derived_from(db: Session, asset_id: int, product_id: int | None) -> set[int]:
+    """The ids of the derived assets made from asset ``asset_id`` at any depth, or
+    from its whole product ``product_id`` (for a primary asset), from the closure."""
+    closure = orm.LineageClosure.__table__
+    made_from = closure.c.source_asset_id == asset_id
+    if product_id is not None:
+        made_from = or_(made_from, closure.c.source_product_id == product_id)
+    return set(db.scalars(select(closure.c.asset_id).where(made_from).distinct()))
+
+
+_CLOSURES = select(
+    orm.LineageClosure.asset_id,
+    orm.LineageClosure.source_asset_id,
+    orm.LineageClosure.source_product_id,
+    orm.LineageClosure.leaf,
+).where(orm.LineageClosure.asset_id.in_(bindparam("asset_ids", expanding=True)))
+
+
+class LineageRecorded(ValueError):
+    """The asset has lineage already: published lineage never changes."""
+
+
+def record_lineage(
+    db: Session, asset_id: int, product_ids: Iterable[int], asset_ids: Iterable[int]
+) -> None:
+    """Write the lineage of the derived asset ``asset_id``, made from the products
+    ``product_ids`` and the assets ``asset_ids``: its edges and its closure, in the
+    caller's transaction (they stand or fall with the publish).
+
+    The closure is the sources themselves and the closure of each derived source,
+    which was complete when that source was published: lineage is only ever written
+    for a new asset, after its sources'. One read, two writes. Raises
+    :class:`LineageRecorded` when the asset already has lineage.
+    """
+    product_ids, asset_ids = sorted(set(product_ids)), sorted(set(asset_ids))
+    if not (product_ids or asset_ids):
+        return
+    rows: dict[tuple[int | None, int | None], bool] = {(None, p): True for p in product_ids}
+    # a source ends the path (a primary asset, a derived one without lineage) exactly
+    # when it has no closure of its own; the one read says which, and what it inherits
+    rows.update({(a, None): True for a in asset_ids})
+    for owner, source_asset, source_product, leaf in db.execute(
+        _CLOSURES, {"asset_ids": [asset_id, *asset_ids]}
+    ):
+        if owner == asset_id:
+            raise LineageRecorded(f"asset {asset_id} has its lineage already; lineage never changes")
+        rows[(owner, None)] = False
+        rows[(source_asset, source_product)] = leaf
+    db.execute(
+        insert(orm.LineageEdge),
+        [{"asset_id": asset_id, "source_product_id": p, "source_asset_id": None} for p in product_ids]
+        + [{"asset_id": asset_id, "source_product_id": None, "source_asset_id": a} for a in asset_ids],
+    )
+    db.execute(
+        insert(orm.LineageClosure),
+        [
+            {"asset_id": asset_id, "source_asset_id": a, "source_product_id": p, "leaf": bool(leaf)}
+            for (a, p), leaf in rows.items()
+        ],
+    )
 
 
 def asset_ref(asset: orm.Asset, upstream: tuple[set, set] | None = None) -> policy.AssetRef:

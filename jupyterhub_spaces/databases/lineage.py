@@ -1,12 +1,14 @@
-"""The lineage graph of an asset, upstream and downstream, computed in the database.
+"""The lineage graph of an asset, upstream and downstream, read from the catalog.
 
-Both directions are one recursive query each over ``lineage_edges``:
+What an asset was made from and what was made from it come from the lineage closure
+written at publish (:func:`jupyterhub_spaces.store.upstream_of` and
+:func:`~jupyterhub_spaces.store.derived_from`): no walk at read time. The graph's
+edges are then one query over ``lineage_edges``:
 
-* **upstream** of an asset: the edges leaving it towards what it was made from, then
-  the edges of those sources, and so on;
-* **downstream**: the edges pointing at it (or at its product, for a primary asset:
-  something made from the whole product was made from it too), then the edges
-  pointing at those derived assets, and so on.
+* **upstream**: the edges of the asset and of every derived asset it was made from;
+* **downstream**: the edges leaving the asset (or its product, for a primary asset:
+  something made from the whole product was made from it too) and leaving every
+  derived asset made from it.
 
 The result is plain JSON: nodes (``asset:<id>`` / ``product:<id>``) and edges from
 source to derived. :mod:`.lineage_svg` draws it.
@@ -18,60 +20,30 @@ from sqlalchemy import bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from .. import orm
+from ..store import derived_from, upstream_of
 
 
-def _upstream_statement():
-    edges = orm.LineageEdge.__table__
-    walk = (
-        select(edges.c.asset_id, edges.c.source_asset_id, edges.c.source_product_id)
-        .where(edges.c.asset_id == bindparam("asset_id"))
-        .cte("upstream", recursive=True)
+def _edges_statement():
+    edges, closure = orm.LineageEdge.__table__, orm.LineageClosure.__table__
+    asset_id, product_id = bindparam("asset_id"), bindparam("product_id")
+    # the closure names the nodes on either side: no walk, and no id list to send
+    made_from = select(closure.c.source_asset_id).where(closure.c.asset_id == asset_id)
+    made_of_it = select(closure.c.asset_id).where(
+        or_(closure.c.source_asset_id == asset_id, closure.c.source_product_id == product_id)
     )
-    deeper = edges.alias("deeper")
-    # UNION (not UNION ALL) stops on a cycle: a row already found is not walked again
-    walk = walk.union(
-        select(deeper.c.asset_id, deeper.c.source_asset_id, deeper.c.source_product_id).where(
-            deeper.c.asset_id == walk.c.source_asset_id
+    return select(edges.c.asset_id, edges.c.source_asset_id, edges.c.source_product_id).where(
+        or_(
+            edges.c.asset_id == asset_id,
+            edges.c.asset_id.in_(made_from),
+            edges.c.source_asset_id == asset_id,
+            edges.c.source_asset_id.in_(made_of_it),
+            # a null product matches nothing: primary assets only
+            edges.c.source_product_id == product_id,
         )
     )
-    return select(walk.c.asset_id, walk.c.source_asset_id, walk.c.source_product_id)
 
 
-def _downstream_statement():
-    edges = orm.LineageEdge.__table__
-    walk = (
-        select(edges.c.asset_id, edges.c.source_asset_id, edges.c.source_product_id)
-        .where(
-            or_(
-                edges.c.source_asset_id == bindparam("asset_id"),
-                # a null product matches nothing: primary assets only
-                edges.c.source_product_id == bindparam("product_id"),
-            )
-        )
-        .cte("downstream", recursive=True)
-    )
-    further = edges.alias("further")
-    walk = walk.union(
-        select(further.c.asset_id, further.c.source_asset_id, further.c.source_product_id).where(
-            further.c.source_asset_id == walk.c.asset_id
-        )
-    )
-    return select(walk.c.asset_id, walk.c.source_asset_id, walk.c.source_product_id)
-
-
-# built once: building and keying statements this size costs more than running them
-_UPSTREAM = _upstream_statement()
-_DOWNSTREAM = _downstream_statement()
-
-
-def _upstream_edges(db: Session, asset_id: int) -> list[tuple[int, int | None, int | None]]:
-    return list(db.execute(_UPSTREAM, {"asset_id": asset_id}))
-
-
-def _downstream_edges(
-    db: Session, asset_id: int, product_id: int | None
-) -> list[tuple[int, int | None, int | None]]:
-    return list(db.execute(_DOWNSTREAM, {"asset_id": asset_id, "product_id": product_id}))
+_EDGES = _edges_statement()
 
 
 _ASSET_COLUMNS = (
@@ -127,8 +99,16 @@ def lineage(db: Session, asset_id: int) -> dict | None:
     if root is None:
         return None
     root_product = root[5]
-    up = _upstream_edges(db, asset_id)
-    down = _downstream_edges(db, asset_id, root_product)
+    up_products, up_assets = upstream_of(db, [asset_id], leaves_only=False)[asset_id]
+    walked_up = {asset_id} | {a.id for a in up_assets}
+    walked_down = {asset_id} | derived_from(db, asset_id, root_product)
+    up, down = [], []
+    for edge in db.execute(_EDGES, {"asset_id": asset_id, "product_id": root_product}):
+        derived, source_asset, source_product = edge
+        if derived in walked_up:
+            up.append(edge)
+        if source_asset in walked_down or (source_product is not None and source_product == root_product):
+            down.append(edge)
 
     relation: dict[str, str] = {}
     asset_ids: set[int] = set()
@@ -160,14 +140,16 @@ def lineage(db: Session, asset_id: int) -> dict | None:
     asset_ids.add(asset_id)
 
     assets = _asset_rows(db, asset_ids)
-    products = dict(
-        db.execute(
-            select(orm.Product.id, orm.Product.name).where(
-                orm.Product.id.in_(bindparam("ids", expanding=True))
-            ),
-            {"ids": list(product_ids)},
-        ).all()
-    ) if product_ids else {}
+    # upstream edges leave what the closure holds; downstream ones the root's product
+    names = {t.id: t.name for t in up_products}
+    if root_product is not None:
+        names[root_product] = root[6]
+    unnamed = product_ids - names.keys()
+    if unnamed:  # only if edges were written without their closure
+        names.update(db.execute(
+            select(orm.Product.id, orm.Product.name).where(orm.Product.id.in_(sorted(unnamed)))
+        ).all())
+    products = {i: names[i] for i in product_ids if i in names}
     nodes = [_asset_node(assets[i], relation.get(f"asset:{i}", "upstream")) for i in sorted(assets)]
     nodes += [
         _product_node(i, products[i], relation.get(f"product:{i}", "upstream")) for i in sorted(products)

@@ -9,7 +9,9 @@ A publish writes three things that must stand or fall together:
    ``derived=True`` and ``source_space_id``;
 3. its **lineage**: one :class:`~jupyterhub_spaces.orm.LineageEdge` to every product
    and every asset the space's data may hold rows of: its spec *and its taint*
-   (:func:`jupyterhub_spaces.policy.lineage_sources`), not the spec alone.
+   (:func:`jupyterhub_spaces.policy.lineage_sources`), not the spec alone; and its
+   closure, everything those reach (:func:`jupyterhub_spaces.store.record_lineage`),
+   which access decisions read instead of walking the edges.
 
 Only data is copied, with the member's own rights: the table must be a plain table
 (no view, materialized view, foreign or virtual table, no row-level security or
@@ -38,7 +40,7 @@ from sqlalchemy.orm import Session
 
 from .. import orm
 from ..policy import Role, allowed, lineage_sources
-from ..store import audit, make_engine, space_spec
+from ..store import audit, make_engine, record_lineage, space_spec
 from ..utils import utcnow
 from . import copy as copy_mod
 from .base import DatabaseBackend, PublishError
@@ -192,14 +194,8 @@ def _publish(db, dbs, space, user, conn, schema, table, name, description, snaps
     db.flush()
     # the data may hold rows of anything ever part of the space, not only of its spec
     products, assets = lineage_sources(space_spec(db, space))
-    sources = []
-    for product in products:
-        db.add(orm.LineageEdge(asset_id=asset.id, source_product_id=product.id))
-        sources.append(f"product:{product.id}")
-    for source in assets:
-        db.add(orm.LineageEdge(asset_id=asset.id, source_asset_id=source.id))
-        sources.append(f"asset:{source.id}")
-    db.flush()
+    record_lineage(db, asset.id, [p.id for p in products], [a.id for a in assets])
+    sources = [f"product:{p.id}" for p in products] + [f"asset:{a.id}" for a in assets]
 
     stamp = utcnow().strftime(_STAMP)
     snapshot = Snapshot(

@@ -78,8 +78,29 @@ def _space_data_statement():
     return select(data).order_by(data.c.space_id, data.c.which, data.c.position)
 
 
-#: built once: building and keying a statement this size costs more than running it
+def _spaces_statement():
+    s, u = orm.Space.__table__, orm.User.__table__
+    return (
+        select(s, u.c.name.label("owner_name"), u.c.display_name.label("owner_display"))
+        .join(u, u.c.id == s.c.owner_id)
+        .where(s.c.id.in_(bindparam("space_ids", expanding=True)))
+    )
+
+
+def _members_statement():
+    c, u = orm.Collaborator.__table__, orm.User.__table__
+    return (
+        select(c.c.space_id, c.c.user_id, c.c.role, c.c.added_at, u.c.name, u.c.display_name)
+        .join(u, u.c.id == c.c.user_id)
+        .where(c.c.space_id.in_(bindparam("space_ids", expanding=True)))
+        .order_by(c.c.id)
+    )
+
+
+#: built once: building and keying these costs more than running them (every page view)
 _SPACE_DATA = _space_data_statement()
+_SPACES = _spaces_statement()
+_MEMBERS = _members_statement()
 
 
 def space_views(db: Session, space_ids: list[int]) -> dict[int, SimpleNamespace]:
@@ -87,13 +108,9 @@ def space_views(db: Session, space_ids: list[int]) -> dict[int, SimpleNamespace]
     product, taint, members with their user), by id, in three queries."""
     if not space_ids:
         return {}
-    s, u = orm.Space.__table__, orm.User.__table__
     views: dict[int, SimpleNamespace] = {}
-    for r in db.execute(
-        select(s, u.c.name.label("owner_name"), u.c.display_name.label("owner_display"))
-        .join(u, u.c.id == s.c.owner_id)
-        .where(s.c.id.in_(space_ids))
-    ).mappings():
+    ids = {"space_ids": list(space_ids)}
+    for r in db.execute(_SPACES, ids).mappings():
         views[r["id"]] = _ns(
             id=r["id"], slug=r["slug"], display_name=r["display_name"], description=r["description"],
             owner_id=r["owner_id"], owner=_ns(id=r["owner_id"], name=r["owner_name"], display_name=r["owner_display"]),
@@ -102,9 +119,7 @@ def space_views(db: Session, space_ids: list[int]) -> dict[int, SimpleNamespace]
             products=[], assets=[], collaborators=[], taint=[],
         )
 
-    for space_id, which, _pos, xid, name, kind, product_id, derived, product_name in db.execute(
-        _SPACE_DATA, {"space_ids": list(space_ids)}
-    ):
+    for space_id, which, _pos, xid, name, kind, product_id, derived, product_name in db.execute(_SPACE_DATA, ids):
         if which in (0, 2):
             product = _ns(id=xid, name=name)
             if which == 0:
@@ -119,13 +134,7 @@ def space_views(db: Session, space_ids: list[int]) -> dict[int, SimpleNamespace]
         else:
             views[space_id].taint.append(_ns(product_id=None, product=None, asset_id=xid, asset=asset))
 
-    c = orm.Collaborator.__table__
-    for space_id, user_id, role, added_at, name, display in db.execute(
-        select(c.c.space_id, c.c.user_id, c.c.role, c.c.added_at, u.c.name, u.c.display_name)
-        .join(u, u.c.id == c.c.user_id)
-        .where(c.c.space_id.in_(space_ids))
-        .order_by(c.c.id)
-    ):
+    for space_id, user_id, role, added_at, name, display in db.execute(_MEMBERS, ids):
         views[space_id].collaborators.append(
             _ns(user_id=user_id, role=role, added_at=added_at, user=_ns(id=user_id, name=name, display_name=display))
         )
@@ -144,6 +153,20 @@ def required_keys(specs, lineage_enforced: bool) -> set[tuple[str, int]]:
     }
 
 
+def _subscriptions_to_statement():
+    sub = orm.Subscription.__table__
+    return SUBSCRIPTIONS.where(
+        or_(
+            sub.c.product_id.in_(bindparam("product_ids", expanding=True)),
+            sub.c.asset_id.in_(bindparam("asset_ids", expanding=True)),
+        )
+    )
+
+
+#: built once: it runs on every access decision, and building it cost more than running it
+_SUBSCRIPTIONS_TO = _subscriptions_to_statement()
+
+
 def subscriptions_to(db: Session, user_names: list[str], keys: set[tuple[str, int]]) -> list:
     """The subscriptions of ``user_names`` to the products and assets in ``keys``, as
     policy values: the database does the filtering, so a space's hundred members with
@@ -152,13 +175,10 @@ def subscriptions_to(db: Session, user_names: list[str], keys: set[tuple[str, in
     asset_ids = sorted(i for kind, i in keys if kind == "asset")
     if not user_names or not (product_ids or asset_ids):
         return []
-    sub = orm.Subscription.__table__
-    targets = []
-    if product_ids:
-        targets.append(sub.c.product_id.in_(product_ids))
-    if asset_ids:
-        targets.append(sub.c.asset_id.in_(asset_ids))
-    rows = db.execute(SUBSCRIPTIONS.where(or_(*targets)), {"user_names": list(user_names)})
+    rows = db.execute(
+        _SUBSCRIPTIONS_TO,
+        {"user_names": list(user_names), "product_ids": product_ids, "asset_ids": asset_ids},
+    )
     return subscription_values(rows)
 
 

@@ -200,7 +200,7 @@ def server_of(demo_hub, slug: str) -> str:
     from sqlalchemy import select
 
     from jupyterhub_spaces import orm, policy
-    from jupyterhub_spaces.store import Store
+    from jupyterhub_spaces.store import Store, record_lineage
 
     store = Store(f"sqlite:///{demo_hub.var / 'spaces.sqlite'}")
     try:
@@ -294,7 +294,7 @@ def add_derived_asset(demo_hub) -> None:
                               owner_org_id=products[0].owner_org_id, source_space_id=source.id, created_by="alice")
             db.add(asset)
             db.flush()
-            db.add_all([orm.LineageEdge(asset_id=asset.id, source_product_id=p.id) for p in products])
+            record_lineage(db, asset.id, [p.id for p in products], [])
             db.add(orm.SpaceAsset(space_id=space.id, asset_id=asset.id, position=9))
     finally:
         store.dispose()

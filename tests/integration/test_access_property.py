@@ -20,6 +20,7 @@ from spaces_hub import API, api_json, clear_catalog
 from sqlalchemy import delete
 
 from jupyterhub_spaces import orm, policy
+from jupyterhub_spaces.store import record_lineage
 from jupyterhub_spaces.utils import utcnow
 
 pytestmark = pytest.mark.slow
@@ -103,10 +104,8 @@ def load(store, c, now):
             db.add(d)
             db.flush()
             ids[("asset", "derived")] = d.id
-            for p in c["derived"]["products"]:
-                db.add(orm.LineageEdge(asset_id=d.id, source_product_id=ids[("product", p)]))
-            for a in c["derived"]["assets"]:
-                db.add(orm.LineageEdge(asset_id=d.id, source_asset_id=ids[("asset", a)]))
+            record_lineage(db, d.id, [ids[("product", p)] for p in c["derived"]["products"]],
+                           [ids[("asset", a)] for a in c["derived"]["assets"]])
         db.flush()
         for user, subs in c["subs"].items():
             for (kind, name), (level, status, expiry) in subs.items():

@@ -125,9 +125,13 @@ def test_removing_a_product_keeps_its_origin_in_lineage_and_access(taint_hub, st
     # dave has no subscription to B: a space of his own with the derived asset is locked
     r = dave.post(f"{API}spaces", json={"display_name": "Reuse", "assets": [published["id"]]})
     assert r.status_code == 201, r.text
-    mine = access(dave, r.json()["id"])
+    reuse = r.json()["id"]
+    mine = access(dave, reuse)
     assert mine["mode"] == "locked", mine
     assert [(m["kind"], m["name"]) for m in mine["missing"]] == [("product", "weather")]
+    # and his listing says so from the first request on
+    listed = {s["id"]: s["access"]["mode"] for s in api_json(dave.get(f"{API}spaces?limit=100"))["items"]}
+    assert listed[reuse] == "locked", listed
 
     # observation 3: bob's A is spaces-level; removing A does not make him a workbench
     assert access(bob, sid)["mode"] == "sandbox"

@@ -13,7 +13,7 @@ from jupyterhub_spaces import orm
 from jupyterhub_spaces.databases.lineage import lineage
 from jupyterhub_spaces.databases.lineage_svg import layers, render
 from jupyterhub_spaces.policy import Mode
-from jupyterhub_spaces.store import Store, decide, space_query, upstream_of
+from jupyterhub_spaces.store import Store, decide, record_lineage, space_query, upstream_of
 from jupyterhub_spaces.utils import utcnow
 
 
@@ -46,9 +46,12 @@ def cat(tmp_path):
         p1, p2, q1 = asset("p1", P), asset("p2", P), asset("q1", Q)
         d1, d2, d3, d4 = (asset(n, derived=True) for n in ("d1", "d2", "d3", "d4"))
         orphan, d5 = asset("orphan", derived=True), asset("d5", derived=True)
-        for target, source in ((d1, p1), (d3, d1), (d3, d2), (d4, d3), (d5, orphan)):
-            db.add(orm.LineageEdge(asset_id=target.id, source_asset_id=source.id))
-        db.add(orm.LineageEdge(asset_id=d2.id, source_product_id=Q.id))
+        # in the order a publish would write them: sources first
+        record_lineage(db, d1.id, [], [p1.id])
+        record_lineage(db, d2.id, [Q.id], [])
+        record_lineage(db, d3.id, [], [d1.id, d2.id])
+        record_lineage(db, d4.id, [], [d3.id])
+        record_lineage(db, d5.id, [], [orphan.id])
         space = orm.Space(slug="uses", display_name="Uses", owner_id=ann.id, tools=["jupyterlab"], profile="small")
         space.collaborators = [orm.Collaborator(user_id=ann.id, role="owner")]
         db.add(space)

@@ -142,3 +142,39 @@ def test_the_reader_reads_and_does_nothing_else(world, statement):
     conn = sqlite3.connect(world.publish_file)
     assert conn.execute("SELECT a FROM t").fetchall() == [(7,)]
     conn.close()
+
+
+def test_the_very_next_access_check_sees_what_a_publish_was_made_from(world):
+    """The closure is written with the publish: a space holding the new asset is locked
+    for a user without the source product from the first check on, with nothing to
+    refresh, and opens once they subscribe."""
+    from jupyterhub_spaces.service.queries import decide_all, required_keys, space_views, subscriptions_to
+    from jupyterhub_spaces.store import space_spec
+    from jupyterhub_spaces.utils import utcnow
+
+    member_sql(world, "CREATE TABLE quarterly (store TEXT, revenue REAL); INSERT INTO quarterly VALUES ('york', 3)")
+    try_publish(world, "quarterly")
+    with world.store.transaction() as db:
+        asset = db.scalar(select(orm.Asset).where(orm.Asset.derived))
+        dan = orm.User(name="dan")
+        db.add(dan)
+        db.flush()
+        reuse = orm.Space(slug="reuse", display_name="Reuse", owner_id=dan.id, tools=["jupyterlab"], profile="small")
+        reuse.assets = [orm.SpaceAsset(asset_id=asset.id)]
+        reuse.collaborators = [orm.Collaborator(user_id=dan.id, role="owner")]
+        db.add(reuse)
+        db.flush()
+        ids = {"space": reuse.id, "dan": dan.id, "retail": db.scalar(select(orm.Product.id))}
+
+    def check():
+        # as GET /api/v1/spaces/{id}/access and the listing decide
+        with world.store.transaction() as db:
+            spec = space_spec(db, space_views(db, [ids["space"]])[ids["space"]])
+            subs = subscriptions_to(db, ["dan"], required_keys([spec], True))
+            d = decide_all(spec, subs, ["dan"], utcnow(), True)["dan"]
+            return d.mode.value, [(m.target.kind, m.target.name) for m in d.missing]
+
+    assert check() == ("locked", [("product", "retail")])
+    with world.store.transaction() as db:
+        db.add(orm.Subscription(user_id=ids["dan"], product_id=ids["retail"], level="full", status="active"))
+    assert check() == ("workbench", [])

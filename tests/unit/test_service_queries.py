@@ -11,7 +11,7 @@ from sqlalchemy import event, select
 from jupyterhub_spaces import orm
 from jupyterhub_spaces.service.queries import member_spaces_page, space_views
 from jupyterhub_spaces.service.models import space_model
-from jupyterhub_spaces.store import Store, space_query, space_spec
+from jupyterhub_spaces.store import Store, record_lineage, space_query, space_spec
 
 
 @pytest.fixture
@@ -42,8 +42,7 @@ def build(store: Store, n_spaces: int, seed: int = 1) -> int:
             derived = orm.Asset(name=f"d{i}", kind="table", derived=True, owner_org_id=org.id)
             db.add(derived)
             db.flush()
-            db.add_all([orm.LineageEdge(asset_id=derived.id, source_product_id=products[i % 4].id),
-                        orm.LineageEdge(asset_id=derived.id, source_asset_id=assets[i % 8].id)])
+            record_lineage(db, derived.id, [products[i % 4].id], [assets[i % 8].id])
             owner = users[i % 3]
             space = orm.Space(slug=f"s{i}", display_name=f"S {i}", owner_id=owner.id, tools=["jupyterlab"],
                               profile="small")

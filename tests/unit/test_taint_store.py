@@ -15,7 +15,7 @@ from jupyterhub_spaces.databases.purge import purge
 from jupyterhub_spaces.databases.sqlite import SQLiteDatabases
 from jupyterhub_spaces.policy import Level, Mode, Subscription, Target, decide
 from jupyterhub_spaces.service.queries import space_views
-from jupyterhub_spaces.store import Store, space_query, space_spec, upgrade_db
+from jupyterhub_spaces.store import Store, record_lineage, space_query, space_spec, upgrade_db
 from jupyterhub_spaces.utils import utcnow
 
 
@@ -37,7 +37,7 @@ def cat(tmp_path):
         d = orm.Asset(name="d", kind="table", derived=True, owner_org_id=org.id)
         db.add_all([b1, d])
         db.flush()
-        db.add(orm.LineageEdge(asset_id=d.id, source_product_id=B.id))
+        record_lineage(db, d.id, [B.id], [])
         space = orm.Space(slug="s", display_name="S", owner_id=ann.id, tools=["jupyterlab"], profile="small")
         space.products = [orm.SpaceProduct(product_id=A.id), orm.SpaceProduct(product_id=B.id, position=1)]
         space.assets = [orm.SpaceAsset(asset_id=b1.id)]

@@ -8,7 +8,7 @@
   the publisher's own rights (422 naming what else it is); its lineage is the space's
   spec and taint (:mod:`jupyterhub_spaces.databases.publish`).
 - ``GET /api/v1/assets/{id}/lineage``: the asset's upstream and downstream graph,
-  computed in the catalog database by recursive queries.
+  read from the lineage closure written at publish and the edges between its nodes.
 - ``GET /api/v1/assets/{id}/lineage.svg``: the same graph drawn as SVG.
 
 Both lineage URLs are also served under ``/api/v1/catalog/assets/{id}/``.

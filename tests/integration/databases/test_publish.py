@@ -33,10 +33,12 @@ def do_publish(world, db, user="alice", table="forecast", name="Footfall forecas
 
 
 def catalog_counts(world):
+    """Derived assets, lineage edges and lineage closure rows in the catalog."""
     with world.store.transaction() as db:
         return (
             db.scalar(select(func.count()).select_from(orm.Asset).where(orm.Asset.derived)),
             db.scalar(select(func.count()).select_from(orm.LineageEdge)),
+            db.scalar(select(func.count()).select_from(orm.LineageClosure)),
         )
 
 
@@ -72,6 +74,11 @@ def test_publish_writes_snapshot_catalog_entry_and_lineage(with_asset):
             for e in db.scalars(select(orm.LineageEdge).where(orm.LineageEdge.asset_id == asset_id))
         }
         assert sources == {(world.ids["product:retail"], None), (None, world.ids["asset:weather"])}
+        closure = {
+            (c.source_product_id, c.source_asset_id, c.leaf)
+            for c in db.scalars(select(orm.LineageClosure).where(orm.LineageClosure.asset_id == asset_id))
+        }
+        assert closure == {(world.ids["product:retail"], None, True), (None, world.ids["asset:weather"], True)}
         graph = lineage(db, asset_id)
         assert {n["name"] for n in graph["nodes"] if n["relation"] == "upstream"} == {"retail", "weather"}
         events = db.scalars(select(orm.AuditEvent).where(orm.AuditEvent.action == "asset.publish")).all()
@@ -106,7 +113,7 @@ def test_only_owners_and_publishers_publish(world, user, allowed):
             with pytest.raises(PublishError, match="only its owners and publishers") as e:
                 do_publish(world, db, user=user)
             assert e.value.status == 403
-    assert catalog_counts(world) == ((1, 1) if allowed else (0, 0))
+    assert catalog_counts(world) == ((1, 1, 1) if allowed else (0, 0, 0))
 
 
 def test_unknown_table_is_refused_and_writes_nothing(world):
@@ -115,7 +122,7 @@ def test_unknown_table_is_refused_and_writes_nothing(world):
         with pytest.raises(PublishError, match="no table 'nope'") as e:
             do_publish(world, db, table="nope")
         assert e.value.status == 404
-    assert catalog_counts(world) == (0, 0)
+    assert catalog_counts(world) == (0, 0, 0)
     assert snapshots(world) == []
 
 
@@ -131,7 +138,7 @@ def test_failure_while_copying_leaves_nothing(world, monkeypatch):
     with pytest.raises(OSError):
         with world.store.transaction() as db:
             do_publish(world, db)
-    assert catalog_counts(world) == (0, 0)
+    assert catalog_counts(world) == (0, 0, 0)
     assert snapshots(world) == []
 
 
@@ -145,7 +152,7 @@ def test_failure_after_the_snapshot_leaves_nothing(world, monkeypatch):
     with pytest.raises(RuntimeError):
         with world.store.transaction() as db:
             do_publish(world, db)
-    assert catalog_counts(world) == (0, 0)
+    assert catalog_counts(world) == (0, 0, 0)
     assert snapshots(world) == []
 
 
@@ -156,7 +163,7 @@ def test_catalog_transaction_failing_after_publish_drops_the_snapshot(world):
             do_publish(world, db)
             assert len(snapshots(world)) == 1  # written, waiting for the commit
             1 / 0  # the request fails later: the whole publish goes
-    assert catalog_counts(world) == (0, 0)
+    assert catalog_counts(world) == (0, 0, 0)
     assert snapshots(world) == []
 
 
