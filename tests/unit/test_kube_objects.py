@@ -17,7 +17,8 @@ from traitlets.config import Config  # noqa: E402
 from jupyterhub_spaces import objects, policy  # noqa: E402
 from jupyterhub_spaces.session import AssetMount, SessionContext  # noqa: E402
 from jupyterhub_spaces.settings import DEFAULT_PROFILES, SpacesSettings  # noqa: E402
-from jupyterhub_spaces.spawner import KubeSpaceSpawner, asset_mounts, profile_env  # noqa: E402
+from jupyterhub_spaces.session import asset_mounts, profile_env  # noqa: E402
+from jupyterhub_spaces.spawner import KubeSpaceSpawner  # noqa: E402
 from jupyterhub_spaces.session import AssetInfo  # noqa: E402
 
 K8S_VERSION = "1.33.0"
