@@ -725,7 +725,7 @@ if KubeSpawner is not None:
 
         guacd_image = Unicode(
             help="The guacd image run as a sidecar of every Sandbox pod, on the pod's "
-            "loopback (1.5.5 or later; default: sandbox.k8s.GUACD_IMAGE).",
+            "loopback (1.5.5 or later; default: objects.GUACD_IMAGE).",
         ).tag(config=True)
 
         guacd_resources = _Dict(
@@ -735,9 +735,7 @@ if KubeSpawner is not None:
 
         @default("guacd_image")
         def _default_guacd_image(self):
-            from .sandbox.k8s import GUACD_IMAGE
-
-            return GUACD_IMAGE
+            return objects.GUACD_IMAGE
 
         sandbox_network_policy = Bool(
             True,
@@ -876,10 +874,8 @@ if KubeSpawner is not None:
             containers = list(self._configured("extra_containers") or [])
             if ctx.sandbox:
                 # the gateway reaches guacd on the pod's loopback (sandbox.gateway_command)
-                from .sandbox.k8s import make_guacd_sidecar
-
                 containers.append(
-                    make_guacd_sidecar(self.guacd_image, resources=self.guacd_resources or None)
+                    objects.make_guacd_sidecar(self.guacd_image, resources=self.guacd_resources or None)
                 )
             self.extra_containers = containers
 
@@ -892,6 +888,7 @@ if KubeSpawner is not None:
             return objects.make_network_policy(
                 self.pod_name, self.namespace, labels,
                 ingress_from=self.sandbox_ingress_from, egress_to=self.sandbox_egress_to,
+                ingress_port=self.port,
             )
 
         async def _backend_start(self):

@@ -210,6 +210,8 @@ async def test_sandbox_pod_runs_the_gateway_and_gets_a_network_policy():
     assert set(netpol["spec"]["policyTypes"]) == {"Ingress", "Egress"}
     peers = [p for rule in netpol["spec"]["egress"] for p in rule["to"]]
     assert {"podSelector": {"matchLabels": {"component": "hub"}}} in peers
+    # in: only the session's own port
+    assert [r["ports"] for r in netpol["spec"]["ingress"]] == [[{"protocol": "TCP", "port": spawner.port}]]
 
 
 def test_asset_locations_cannot_leave_the_volume():
