@@ -29,11 +29,9 @@ backend.
 from __future__ import annotations
 
 import asyncio
-import grp
 import html
 import os
 import shutil
-import stat
 import sys
 import weakref
 
@@ -516,7 +514,10 @@ class LocalSpaceSpawner(SpaceSpawnerMixin, LocalProcessSpawner):
                 )
             except accounts.AccountError as e:
                 raise web.HTTPError(503, f"cannot start the session: {e}")
-            await asyncio.to_thread(make_home, home, self._account)
+            try:
+                await asyncio.to_thread(accounts.make_home, home, self._account)
+            except accounts.AccountError as e:
+                raise web.HTTPError(500, str(e))
         else:
             self.log.warning(
                 "LocalSpaceSpawner.isolate is False: %s runs as the hub's account, "
@@ -560,14 +561,14 @@ class LocalSpaceSpawner(SpaceSpawnerMixin, LocalProcessSpawner):
         """The sandbox of the session being started (from the context and account)."""
         ctx, account = self._ctx, self._account
         binds = ctx.state.get("sandbox_binds", {})
-        groups = tuple(g for g in (_group_id(accounts.space_group_name(ctx.space_id)),) if g)
+        groups = tuple(g for g in (accounts.group_id(accounts.space_group_name(ctx.space_id)),) if g)
         return isolate.Sandbox(
             uid=account.uid,
             gid=account.gid,
             groups=groups,
             home=self.home_dir,
             system=isolate.host_system(),
-            read_only=tuple(runtime_paths()) + tuple(binds.get("read_only", ())),
+            read_only=tuple(isolate.runtime_paths()) + tuple(binds.get("read_only", ())),
             read_write=tuple(binds.get("read_write", ())),
             binds=tuple((m.source, os.path.join(self.home_dir, m.target)) for m in ctx.mounts),
             hostname=ctx.server,
@@ -604,74 +605,6 @@ class LocalSpaceSpawner(SpaceSpawnerMixin, LocalProcessSpawner):
             return await LocalProcessSpawner.start(self)
         finally:
             self.cmd = saved
-
-
-def _group_id(name: str) -> int | None:
-    try:
-        return grp.getgrnam(name).gr_gid
-    except KeyError:
-        return None
-
-
-def make_home(home: str, account: accounts.Account) -> None:
-    """Make ``home`` the private home of ``account`` (0700); its parents private to
-    the hub (0700). A home left by an older, unisolated session is handed over to the
-    account, except files with other links (a hard link to a hub file must not
-    become the account's)."""
-    parent = os.path.dirname(home)
-    os.makedirs(parent, 0o700, exist_ok=True)
-    try:
-        os.mkdir(home, 0o700)
-    except FileExistsError:
-        pass
-    st = os.lstat(home)
-    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
-        raise web.HTTPError(500, f"the session's home {home} is not a directory")
-    if st.st_uid != account.uid:
-        for root, dirs, files in os.walk(home):
-            for name in dirs + files:
-                path = os.path.join(root, name)
-                entry = os.lstat(path)
-                if stat.S_ISDIR(entry.st_mode) or (stat.S_ISREG(entry.st_mode) and entry.st_nlink == 1):
-                    os.lchown(path, account.uid, account.gid)
-        os.chown(home, account.uid, account.gid)
-    os.chmod(home, 0o700)
-
-
-def runtime_paths() -> list[str]:
-    """What a session needs read-only to run Python and its tools: the hub's
-    virtualenv and base Python, this package when it lives outside them (an editable
-    install), Superset's virtualenv and its base Python, and Superset's template
-    metadata database. Only what exists, as real paths, without duplicates."""
-    from .tools.catalog import cache_dir, superset_venv
-
-    package = os.path.dirname(os.path.abspath(__file__))
-    paths = [sys.prefix, sys.base_prefix, package]
-    venv = superset_venv(os.environ)
-    if os.path.isdir(venv):
-        paths += [venv, *_venv_base(venv)]
-    template = os.path.join(cache_dir(os.environ), "superset-metadata-template.db")
-    if os.path.exists(template):
-        paths.append(template)
-    found: list[str] = []
-    for path in paths:
-        real = os.path.realpath(path)
-        if os.path.exists(real) and not any(real == p or real.startswith(p + "/") for p in found):
-            found = [p for p in found if not p.startswith(real + "/")] + [real]
-    return found
-
-
-def _venv_base(venv: str) -> list[str]:
-    """The base Python installation of a virtualenv (its pyvenv.cfg 'home')."""
-    try:
-        with open(os.path.join(venv, "pyvenv.cfg")) as f:
-            for line in f:
-                key, _, value = line.partition("=")
-                if key.strip() == "home" and value.strip():
-                    return [os.path.dirname(os.path.realpath(value.strip()))]
-    except OSError:
-        pass
-    return []
 
 
 try:
