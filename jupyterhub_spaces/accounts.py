@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import grp
 import hashlib
+import os
+import stat
 import pwd
 import re
 import subprocess
@@ -138,3 +140,36 @@ def ensure_group(name: str) -> int:
     if gid == 0:
         raise AccountError(f"group {name!r} is group 0: refused")
     return gid
+
+
+def group_id(name: str) -> int | None:
+    """The id of group ``name``, None when there is no such group."""
+    try:
+        return grp.getgrnam(name).gr_gid
+    except KeyError:
+        return None
+
+
+def make_home(home: str, account: Account) -> None:
+    """Make ``home`` the private home of ``account`` (0700); its parents private to
+    the hub (0700). A home left by an older, unisolated session is handed over to the
+    account, except files with other links (a hard link to a hub file must not
+    become the account's)."""
+    parent = os.path.dirname(home)
+    os.makedirs(parent, 0o700, exist_ok=True)
+    try:
+        os.mkdir(home, 0o700)
+    except FileExistsError:
+        pass
+    st = os.lstat(home)
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+        raise AccountError(f"the session's home {home} is not a directory")
+    if st.st_uid != account.uid:
+        for root, dirs, files in os.walk(home):
+            for name in dirs + files:
+                path = os.path.join(root, name)
+                entry = os.lstat(path)
+                if stat.S_ISDIR(entry.st_mode) or (stat.S_ISREG(entry.st_mode) and entry.st_nlink == 1):
+                    os.lchown(path, account.uid, account.gid)
+        os.chown(home, account.uid, account.gid)
+    os.chmod(home, 0o700)

@@ -29,7 +29,7 @@ from traitlets import Bool, Set, Unicode, default
 
 from . import demo, orm
 from .settings import SpacesSettings
-from .store import Store
+from .store import Store, shared
 
 #: the longest organization name the catalog stores
 MAX_ORG_NAME = 100
@@ -96,7 +96,7 @@ class _CatalogMixin:
     @property
     def store(self) -> Store:
         if self._store is None:
-            self._store = Store(self.spaces_settings.db_url)
+            self._store = shared(self.spaces_settings.db_url)
         return self._store
 
 

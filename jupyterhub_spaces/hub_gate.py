@@ -7,10 +7,11 @@ before it writes any record. :func:`space_server_gate` is that callable:
 
 - the name must be a space's server name (``space-<id>``, :func:`policy.server_name`;
   a slug is not one) of a space the user is a member of and may start now (the spawner's
-  own rules, :func:`jupyterhub_spaces.spawner.check_start`): otherwise the request is
-  refused with the reason (404 for a space that does not exist or that the user is
-  not a member of, alike; 403 locked, naming what is missing; 409 unknown machine
-  profile), and no server record is left behind;
+  own rules, :func:`jupyterhub_spaces.admission.admit`): otherwise the request is
+  refused with the reason (:func:`jupyterhub_spaces.policy.start.start_refusal`: 404
+  for a space that does not exist or that the user is not a member of, alike; 403
+  locked, naming what is missing; 409 unknown machine profile), and no server record
+  is left behind;
 - no other server of the user may be active, starting or stopping (409 naming it).
   JupyterHub marks the new server as starting in the same turn of its event loop as
   this check, so of concurrent starts exactly one passes and the others get the 409.
@@ -28,7 +29,9 @@ from tornado import web
 
 from . import policy
 from .settings import SpacesSettings
-from .spawner import StartRefused, active_elsewhere, check_start, get_store, refusal_audit
+from .admission import StartRefused, admit, refusal_audit
+from .spawner import active_elsewhere
+from .store import shared
 
 _settings: dict[int, SpacesSettings] = {}
 
@@ -64,10 +67,10 @@ def space_server_gate(handler) -> int:
     if spawner is not None and spawner.active:
         return 0  # already starting or running: the hub says so itself
     settings = _spaces_settings(handler)
-    store = get_store(settings.db_url)
+    store = shared(settings.db_url)
     try:
         with store.transaction() as db:
-            check_start(db, user.name, name, settings, _spaces_app_url(handler, settings))
+            admit(db, user.name, name, settings, _spaces_app_url(handler, settings))
         other = active_elsewhere(user, name, starting=True)
         if other is not None:
             raise StartRefused(409, policy.one_active_conflict(name, [other]) or f"space {other!r} is active",

@@ -162,3 +162,39 @@ def missing() -> str:
     if not os.access("/usr/bin/setpriv", os.X_OK):
         return "isolated sessions need setpriv: install the Debian package 'util-linux'"
     return ""
+
+
+def runtime_paths() -> list[str]:
+    """What a session needs read-only to run Python and its tools: the hub's
+    virtualenv and base Python, this package when it lives outside them (an editable
+    install), Superset's virtualenv and its base Python, and Superset's template
+    metadata database. Only what exists, as real paths, without duplicates."""
+    from .tools.catalog import cache_dir, superset_venv
+
+    package = os.path.dirname(os.path.abspath(__file__))
+    paths = [sys.prefix, sys.base_prefix, package]
+    venv = superset_venv(os.environ)
+    if os.path.isdir(venv):
+        paths += [venv, *_venv_base(venv)]
+    template = os.path.join(cache_dir(os.environ), "superset-metadata-template.db")
+    if os.path.exists(template):
+        paths.append(template)
+    found: list[str] = []
+    for path in paths:
+        real = os.path.realpath(path)
+        if os.path.exists(real) and not any(real == p or real.startswith(p + "/") for p in found):
+            found = [p for p in found if not p.startswith(real + "/")] + [real]
+    return found
+
+
+def _venv_base(venv: str) -> list[str]:
+    """The base Python installation of a virtualenv (its pyvenv.cfg 'home')."""
+    try:
+        with open(os.path.join(venv, "pyvenv.cfg")) as f:
+            for line in f:
+                key, _, value = line.partition("=")
+                if key.strip() == "home" and value.strip():
+                    return [os.path.dirname(os.path.realpath(value.strip()))]
+    except OSError:
+        pass
+    return []

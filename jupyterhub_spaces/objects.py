@@ -2,7 +2,10 @@
 
 Plain dicts in, plain dicts out (the shapes of the Kubernetes API), no client calls:
 :class:`~jupyterhub_spaces.spawner.KubeSpaceSpawner` gathers settings and calls these,
-and tests validate what they return against the Kubernetes schemas offline.
+and tests validate what they return against the Kubernetes schemas offline. A Sandbox
+pod adds two: the guacd sidecar (:func:`make_guacd_sidecar`, listening on the pod's
+loopback only, where the gateway reaches it) and the NetworkPolicy that closes the pod
+off (:func:`make_network_policy`).
 """
 
 from __future__ import annotations
@@ -12,6 +15,81 @@ import re
 from collections.abc import Iterable, Mapping
 
 LABEL_PREFIX = "spaces.jupyter.org"
+
+GUACD_IMAGE = "guacamole/guacd:1.5.5"
+#: guacd before 1.5.4 can be attacked by a malicious VNC server (CVE-2023-43826);
+#: 1.5.5 is the release we test the protocol against.
+MIN_GUACD_VERSION = (1, 5, 5)
+GUACD_PORT = 4822
+# Where the official images install guacd (the prefix changed between releases).
+GUACD_PATHS = ("/opt/guacamole/sbin/guacd", "/usr/local/guacamole/sbin/guacd")
+
+
+def guacd_image_version(image: str) -> tuple[int, ...] | None:
+    """The version in an image reference's tag (``guacamole/guacd:1.5.5`` ->
+    ``(1, 5, 5)``), or None when the tag is not a version."""
+    name = image.split("@", 1)[0]
+    tag = name.rsplit(":", 1)[1] if ":" in name.rsplit("/", 1)[-1] else ""
+    m = re.fullmatch(r"v?(\d+)\.(\d+)\.(\d+)(?:[-+.].*)?", tag)
+    return tuple(int(x) for x in m.groups()) if m else None
+
+
+def check_guacd_image(image: str) -> str:
+    """``image`` if it is a guacd of at least :data:`MIN_GUACD_VERSION`; raises
+    ValueError saying what to use otherwise."""
+    version = guacd_image_version(image)
+    if version is None:
+        raise ValueError(
+            f"guacd image {image!r} has no version tag: use a tag such as {GUACD_IMAGE!r} "
+            "(a digest may follow it) so its version can be checked"
+        )
+    if version < MIN_GUACD_VERSION:
+        wanted = ".".join(map(str, MIN_GUACD_VERSION))
+        raise ValueError(
+            f"guacd image {image!r} is older than {wanted}: older guacd releases can be "
+            f"attacked by a malicious VNC server (CVE-2023-43826); use {GUACD_IMAGE!r} or later"
+        )
+    return image
+
+
+def make_guacd_sidecar(
+    image: str = GUACD_IMAGE,
+    port: int = GUACD_PORT,
+    recording_mount: Mapping | None = None,
+    resources: Mapping | None = None,
+    log_level: str = "info",
+) -> dict:
+    """The guacd container of a sandbox pod, bound to 127.0.0.1.
+
+    ``recording_mount``: a volume mount where guacd writes session recordings (the
+    gateway's ``recording_path`` must point into it).
+    """
+    check_guacd_image(image)
+    launch = " ".join(
+        f'[ -x {p} ] && exec {p} -b 127.0.0.1 -l {int(port)} -L "$GUACD_LOG_LEVEL" -f;' for p in GUACD_PATHS
+    )
+    container = {
+        "name": "guacd",
+        "image": image,
+        "command": ["/bin/sh", "-c", f'{launch} echo "guacd not found in the image" >&2; exit 1'],
+        "env": [{"name": "GUACD_LOG_LEVEL", "value": log_level}],
+        # no "ports": the port is on the pod's loopback only, nothing to expose
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": 1000,
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": False,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "resources": dict(resources or {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "512Mi"}}),
+        "readinessProbe": {
+            "tcpSocket": {"host": "127.0.0.1", "port": int(port)},
+            "periodSeconds": 5,
+        },
+    }
+    if recording_mount:
+        container["volumeMounts"] = [dict(recording_mount)]
+    return container
 
 
 def label_value(value: str) -> str:
@@ -122,11 +200,13 @@ def make_network_policy(
     ingress_from: Iterable[Mapping] = (),
     egress_to: Iterable[Mapping] = (),
     dns: bool = True,
+    ingress_port: int | None = None,
 ) -> dict:
     """A NetworkPolicy that closes a session pod off: ingress only from
-    ``ingress_from`` (e.g. the proxy's pods), egress only to ``egress_to`` (e.g. the
-    hub and the space's databases) plus DNS. A Sandbox pod gets one so data cannot
-    leave it by the network."""
+    ``ingress_from`` (e.g. the proxy's pods) and, when ``ingress_port`` is given, only
+    to that port (the session's server); egress only to ``egress_to`` (e.g. the hub
+    and the space's databases) plus DNS. A Sandbox pod gets one so data cannot leave
+    it by the network."""
     egress = [{"to": [dict(peer)]} for peer in egress_to]
     if dns:
         egress.append(
@@ -142,7 +222,14 @@ def make_network_policy(
         "spec": {
             "podSelector": {"matchLabels": dict(pod_labels)},
             "policyTypes": ["Ingress", "Egress"],
-            "ingress": [{"from": [dict(peer) for peer in ingress_from]}] if ingress_from else [],
+            "ingress": [
+                {
+                    "from": [dict(peer) for peer in ingress_from],
+                    **({"ports": [{"protocol": "TCP", "port": int(ingress_port)}]} if ingress_port else {}),
+                }
+            ]
+            if ingress_from
+            else [],
             "egress": egress,
         },
     }

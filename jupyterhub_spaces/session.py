@@ -1,10 +1,13 @@
 """What a space session is made of: the context the spawner builds and the parts that
 use it.
 
-When a user activates a space, the spawner (:mod:`jupyterhub_spaces.spawner`) loads the
-space from the store, evaluates the policy and builds one :class:`SessionContext`. It
-then runs every *session part* listed in :data:`PARTS`, in order, before the session
-process (or pod) starts, and runs them again in reverse order when the session stops.
+When a user activates a space, the spawner (:mod:`jupyterhub_spaces.spawner`) asks the
+store once for the space and the user's decision, and :func:`make_context` (pure)
+turns them and the machine profile into one :class:`SessionContext`: the session's
+environment, its data mounts and the inputs of every part. The spawner then runs every
+*session part* listed in :data:`PARTS`, in order, before the session process (or pod)
+starts, and runs them again in reverse order when the session stops. Parts take what
+they need from the context; none loads the space again.
 
 A session part is any object with this shape (see :class:`SessionPart`)::
 
@@ -36,8 +39,11 @@ which the spawner builds from the store and the policy decision alone.
 from __future__ import annotations
 
 import importlib
+import json
 import logging
+import os
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from .policy import Decision, Mode, SpaceSpec, server_name
@@ -141,6 +147,11 @@ class SessionContext:
     spawner: Any = None
     #: scratch space parts may use to pass things from start to stop in one process
     state: dict = field(default_factory=dict)
+    #: when the space was created (its databases are named after it)
+    created_at: datetime | None = None
+    #: the session's environment from the space and its machine profile (the parts
+    #: add their own at start)
+    env: dict = field(default_factory=dict)
 
     @property
     def server(self) -> str:
@@ -154,6 +165,108 @@ class SessionContext:
     @property
     def sandbox(self) -> bool:
         return self.decision.mode == Mode.sandbox
+
+
+def path_part(name: str) -> str:
+    """A product or asset name as one path component."""
+    return name.replace("/", "-").replace("\0", "").strip(". ") or "unnamed"
+
+
+def asset_mounts(assets: list[AssetInfo], data_root: str) -> list[AssetMount]:
+    """Read-only mounts of the ``files`` assets at ``assets/<product>/<asset>``.
+
+    Raises ValueError for a location that leaves ``data_root``.
+    """
+    mounts = []
+    root = os.path.realpath(data_root) if data_root else ""
+    for asset in assets:
+        if asset.kind != "files":
+            continue
+        source = os.path.realpath(os.path.join(root, asset.location)) if root else asset.location
+        if root and os.path.commonpath([root, source]) != root:
+            raise ValueError(f"asset {asset.name!r} points outside the data root: {asset.location!r}")
+        product = path_part(asset.product) if asset.product else "derived"
+        target = f"assets/{product}/{path_part(asset.name)}"
+        mounts.append(AssetMount(asset.id, product, path_part(asset.name), source, target))
+    return mounts
+
+
+def profile_env(name: str, profile: dict, workers: int) -> dict[str, str]:
+    """The machine profile as environment variables of the session."""
+    env = {"SPACES_PROFILE": name, "SPACES_WORKERS": str(workers)}
+    for key in ("cpu_limit", "cpu_guarantee", "mem_limit", "mem_guarantee"):
+        if profile.get(key) not in (None, ""):
+            env[f"SPACES_{key.upper()}"] = str(profile[key])
+    return env
+
+
+def space_env(ctx: SessionContext) -> dict[str, str]:
+    """What the session is told about its space."""
+    return {
+        "SPACES_SPACE_ID": str(ctx.space_id),
+        "SPACES_SPACE": ctx.slug,
+        "SPACES_SPACE_NAME": ctx.display_name,
+        "SPACES_MODE": ctx.mode.value,
+        "SPACES_TOOLS": ",".join(ctx.tools),
+        "SPACES_ASSETS": json.dumps([m.target for m in ctx.mounts]),
+    }
+
+
+def make_context(
+    user: str,
+    space,
+    assets,
+    spec: SpaceSpec,
+    decision: Decision,
+    settings: SpacesSettings,
+    *,
+    offered_tools=None,
+    backend: str = "local",
+    spawner: Any = None,
+) -> SessionContext:
+    """Everything a backend and the parts need for ``user``'s session of ``space``.
+
+    ``space`` is the space's catalog row (or anything with its attributes: ``id``,
+    ``slug``, ``display_name``, ``profile``, ``workers``, ``tools``, ``created_at``);
+    ``assets`` the assets the session gets (:func:`jupyterhub_spaces.store.session_assets`);
+    ``spec`` and ``decision`` the policy's view and verdict. Nothing here reads the
+    store or the user's request. Raises ValueError for an asset that points outside
+    the data root.
+    """
+    profiles = settings.machine_profiles
+    profile_name = space.profile if space.profile in profiles else settings.default_profile
+    infos = tuple(
+        AssetInfo(
+            id=a.id,
+            name=a.name,
+            kind=a.kind,
+            location=a.location,
+            product=a.product.name if a.product else "",
+            derived=a.derived,
+        )
+        for a in assets
+    )
+    offered = None if offered_tools is None else set(offered_tools)
+    ctx = SessionContext(
+        user=user,
+        space_id=space.id,
+        slug=space.slug,
+        display_name=space.display_name,
+        spec=spec,
+        decision=decision,
+        settings=settings,
+        tools=tuple(t for t in space.tools or () if offered is None or t in offered),
+        profile_name=profile_name,
+        profile=dict(profiles[profile_name]),
+        workers=space.workers,
+        assets=infos,
+        mounts=tuple(asset_mounts(list(infos), settings.data_root)),
+        backend=backend,
+        spawner=spawner,
+        created_at=space.created_at,
+    )
+    ctx.env = {**space_env(ctx), **profile_env(profile_name, ctx.profile, ctx.workers)}
+    return ctx
 
 
 def load_part(path: str) -> SessionPart:

@@ -29,43 +29,27 @@ backend.
 from __future__ import annotations
 
 import asyncio
-import grp
 import html
-import json
 import os
 import shutil
-import stat
 import sys
 import weakref
-from dataclasses import replace
 
 from jupyterhub.spawner import LocalProcessSpawner
 from jupyterhub.utils import url_path_join
-from sqlalchemy import select
 from tornado import web
 from traitlets import Bool, Callable, Instance, Integer, List, Tuple, Unicode, default
 from traitlets.config import Configurable
 
-from . import accounts, isolate, orm, policy, session
-from .session import AssetInfo, AssetMount, SessionContext
+from . import accounts, isolate, policy, session
+from .admission import StartRefused, admit, refusal_audit
+from .session import SessionContext
 from .settings import SpacesSettings
-from .store import Store, decide, space_query, space_spec, user_by_name, audit
-from .utils import utcnow
+from .store import ActivationState, Store, record_activation, session_assets, shared
 
-#: activation states shown by the Spaces app
-STARTING, ACTIVE, SUSPENDED, FAILED = "starting", "active", "suspended", "failed"
-
-_stores: dict[str, Store] = {}
 _locks: dict[str, asyncio.Lock] = {}
 #: user name -> the spawner that holds the user's one active-space claim
 _claims: dict[str, weakref.ReferenceType] = {}
-
-
-def get_store(url: str) -> Store:
-    """One store per database URL in this process (the hub)."""
-    if url not in _stores:
-        _stores[url] = Store(url)
-    return _stores[url]
 
 
 def _user_lock(user: str) -> asyncio.Lock:
@@ -99,145 +83,6 @@ def active_elsewhere(user, name: str, me=None, starting: bool = False) -> str | 
         if sp.ready or getattr(sp, "_stop_pending", False) or (starting and sp.pending):
             return other
     return None
-
-
-def path_part(name: str) -> str:
-    """A product or asset name as one path component."""
-    cleaned = name.replace("/", "-").replace("\0", "").strip(". ") or "unnamed"
-    return cleaned
-
-
-def session_assets(space: orm.Space) -> list[orm.Asset]:
-    """The assets a session of ``space`` gets: every asset of each product of the
-    space, then each asset listed on its own, without duplicates."""
-    seen: dict[int, orm.Asset] = {}
-    for sp in space.products:
-        for asset in sp.product.assets:
-            seen.setdefault(asset.id, asset)
-    for sa in space.assets:
-        seen.setdefault(sa.asset.id, sa.asset)
-    return list(seen.values())
-
-
-def asset_mounts(assets: list[AssetInfo], data_root: str) -> list[AssetMount]:
-    """Read-only mounts of the ``files`` assets at ``assets/<product>/<asset>``.
-
-    Raises ValueError for a location that leaves ``data_root``.
-    """
-    mounts = []
-    root = os.path.realpath(data_root) if data_root else ""
-    for asset in assets:
-        if asset.kind != "files":
-            continue
-        source = os.path.realpath(os.path.join(root, asset.location)) if root else asset.location
-        if root and os.path.commonpath([root, source]) != root:
-            raise ValueError(f"asset {asset.name!r} points outside the data root: {asset.location!r}")
-        product = path_part(asset.product) if asset.product else "derived"
-        target = f"assets/{product}/{path_part(asset.name)}"
-        mounts.append(AssetMount(asset.id, product, path_part(asset.name), source, target))
-    return mounts
-
-
-def profile_env(name: str, profile: dict, workers: int) -> dict[str, str]:
-    """The machine profile as environment variables of the session."""
-    env = {"SPACES_PROFILE": name, "SPACES_WORKERS": str(workers)}
-    for key in ("cpu_limit", "cpu_guarantee", "mem_limit", "mem_guarantee"):
-        if profile.get(key) not in (None, ""):
-            env[f"SPACES_{key.upper()}"] = str(profile[key])
-    return env
-
-
-def record_activation(
-    store: Store, space_id: int, user: str, state: str, mode: str | None = None, reason: str = "",
-    keep_reason: bool = False,
-) -> None:
-    """Write the user's activation state of a space (one row per space and user).
-    ``keep_reason`` keeps the reason already recorded (why the service stopped it)."""
-    with store.transaction() as db:
-        user_row = user_by_name(db, user)
-        if user_row is None:
-            return
-        row = db.scalar(
-            select(orm.Activation).where(
-                orm.Activation.space_id == space_id, orm.Activation.user_id == user_row.id
-            )
-        )
-        if row is None:
-            row = orm.Activation(space_id=space_id, user_id=user_row.id, state=state)
-            db.add(row)
-        row.state = state
-        if mode is not None:
-            row.mode = mode
-        if not keep_reason:
-            row.reason = reason
-        row.updated_at = utcnow()
-
-
-class StartRefused(Exception):
-    """A start the rules refuse: ``status``, a message for the user, audit ``detail``."""
-
-    def __init__(self, status: int, message: str, **detail):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.detail = detail
-
-
-def check_start(
-    db, user_name: str, server_name: str, settings: SpacesSettings, spaces_app_url: str,
-    space_id_option=None,
-):
-    """The space a server named ``server_name`` of ``user_name`` would run, and the
-    user's decision in it; :class:`StartRefused` when the rules say no.
-
-    Asked twice for every start: by the hub before it answers or records anything
-    (:mod:`jupyterhub_spaces.hub_gate`), and by the spawner itself. A space that does
-    not exist and one the user is not a member of are refused alike (404, same words),
-    so the hub API reveals no other user's space.
-    """
-    space_id = policy.space_id_of(server_name)
-    space = db.scalar(space_query().where(orm.Space.id == space_id)) if space_id is not None else None
-    decision = None
-    if space is not None:
-        decision = decide(db, [user_name], space, lineage_enforced=settings.lineage_enforced)[user_name]
-    if space is None or decision.mode == policy.Mode.not_member:
-        raise StartRefused(
-            404,
-            f"{user_name} has no space {server_name!r}: a session is a space you are a member "
-            f"of; create or pick one in the Spaces app at {spaces_app_url}",
-        )
-    if space_id_option is not None and str(space_id_option) != str(space.id):
-        raise StartRefused(
-            400,
-            f"user_options space_id {str(space_id_option)[:40]!r} does not match server "
-            f"{server_name!r} (space {space.id}): a space's server is named by its id",
-        )
-    if decision.mode == policy.Mode.locked:
-        raise StartRefused(
-            403,
-            f"space {space.display_name!r} is {decision.reason}",
-            missing=[m.target.name for m in decision.missing],
-        )
-    if space.profile not in settings.machine_profiles:
-        raise StartRefused(
-            409,
-            f"space {space.display_name!r} asks for machine profile {space.profile!r}, "
-            f"which this hub does not offer ({', '.join(sorted(settings.machine_profiles))}): "
-            "an editor of the space must pick another profile",
-        )
-    return space, decision
-
-
-def refusal_audit(store: Store, user_name: str, server_name: str, refused: StartRefused, via: str) -> None:
-    """Record a refused start in the audit log (never failing the refusal itself)."""
-    try:
-        with store.transaction() as db:
-            audit(db, user_name, "space.activate", "space", server_name, outcome="refused",
-                  status=refused.status, reason=refused.message, via=via, **refused.detail)
-    except Exception:
-        import logging
-
-        logging.getLogger(__name__).exception("could not audit the refused start of %s/%s", user_name, server_name)
 
 
 def _error_message(exc: BaseException) -> str:
@@ -329,7 +174,12 @@ class SpaceSpawnerMixin(Configurable):
 
     @property
     def store(self) -> Store:
-        return get_store(self.spaces_settings.db_url)
+        return shared(self.spaces_settings.db_url)
+
+    def _record(self, ctx: SessionContext, state: ActivationState, **kwargs) -> None:
+        """Write this session's activation state (one short transaction)."""
+        with self.store.transaction() as db:
+            record_activation(db, ctx.space_id, ctx.user, state, **kwargs)
 
     # -- the checks, in order
 
@@ -351,6 +201,7 @@ class SpaceSpawnerMixin(Configurable):
         return self._build()
 
     def _build(self, for_stop: bool = False) -> SessionContext:
+        """Ask the store once for the space and the decision; build the context."""
         if not self.name:
             raise self._refuse(
                 400,
@@ -359,56 +210,23 @@ class SpaceSpawnerMixin(Configurable):
             )
         settings = self.spaces_settings
         with self.store.transaction() as db:
-            if for_stop:
-                space_id = policy.space_id_of(self.name)
-                space = db.scalar(space_query().where(orm.Space.id == space_id)) if space_id else None
-                if space is None:
-                    raise web.HTTPError(404, f"there is no space {self.name!r}")
-                decision = decide(
-                    db, [self.user.name], space, lineage_enforced=settings.lineage_enforced
-                )[self.user.name]
-            else:
-                try:
-                    space, decision = check_start(
-                        db, self.user.name, self.name, settings, self.spaces_app_url,
-                        (self.user_options or {}).get("space_id"),
-                    )
-                except StartRefused as refused:
-                    raise self._refuse(refused.status, refused.message, **refused.detail)
-            profiles = settings.machine_profiles
-            profile_name = space.profile if space.profile in profiles else settings.default_profile
-            assets = tuple(
-                AssetInfo(
-                    id=a.id,
-                    name=a.name,
-                    kind=a.kind,
-                    location=a.location,
-                    product=a.product.name if a.product else "",
-                    derived=a.derived,
+            try:
+                admitted = admit(
+                    db, self.user.name, self.name, settings, self.spaces_app_url,
+                    (self.user_options or {}).get("space_id"), refuse=not for_stop, for_session=True,
                 )
-                for a in session_assets(space)
-            )
-            ctx = SessionContext(
-                user=self.user.name,
-                space_id=space.id,
-                slug=space.slug,
-                display_name=space.display_name,
-                spec=space_spec(db, space),
-                decision=decision,
-                settings=settings,
-                tools=tuple(t for t in space.tools or () if t in self.offered_tools),
-                profile_name=profile_name,
-                profile=dict(profiles[profile_name]),
-                workers=space.workers,
-                assets=assets,
-                backend=self.backend,
-                spawner=self,
-            )
-        try:
-            mounts = tuple(asset_mounts(list(assets), self.spaces_settings.data_root))
-        except ValueError as e:
-            raise self._refuse(500, f"cannot mount the data of this space: {e}")
-        return replace(ctx, mounts=mounts)
+            except StartRefused as refused:
+                raise self._refuse(refused.status, refused.message, **refused.detail)
+            if admitted is None:
+                raise web.HTTPError(404, f"there is no space {self.name!r}")
+            assets = session_assets(admitted.space)
+            try:
+                return session.make_context(
+                    self.user.name, admitted.space, assets, admitted.spec, admitted.decision, settings,
+                    offered_tools=self.offered_tools, backend=self.backend, spawner=self,
+                )
+            except ValueError as e:
+                raise self._refuse(500, f"cannot mount the data of this space: {e}")
 
     async def rename(self, old_name, new_name):
         """Refuse every rename (``PATCH /hub/api/users/{u}/servers/{name}`` with a new
@@ -445,10 +263,9 @@ class SpaceSpawnerMixin(Configurable):
         self._restored = False
         parts_started = False
         try:
-            record_activation(self.store, ctx.space_id, ctx.user, STARTING, ctx.mode.value)
+            self._record(ctx, ActivationState.starting, mode=ctx.mode.value)
             self._parts = session.load_parts()
-            env = dict(self._space_env(ctx))
-            env.update(profile_env(ctx.profile_name, ctx.profile, ctx.workers))
+            env = dict(ctx.env)
             self._apply_profile(ctx)
             await self._prepare_backend(ctx)
             env.update(await session.start_parts(ctx, self._parts))
@@ -462,7 +279,7 @@ class SpaceSpawnerMixin(Configurable):
             self._ctx = None
             if parts_started:
                 await session.stop_parts(ctx, list(self._parts))
-            record_activation(self.store, ctx.space_id, ctx.user, FAILED, reason=_error_message(e))
+            self._record(ctx, ActivationState.failed, reason=_error_message(e))
             raise
         self._ran_before = True
         self._watch_spawn(ctx)
@@ -472,20 +289,20 @@ class SpaceSpawnerMixin(Configurable):
         """Record active / failed when the hub finishes the spawn (server up and routed)."""
         fut = getattr(self, "_spawn_future", None)
         if fut is None:
-            record_activation(self.store, ctx.space_id, ctx.user, ACTIVE, ctx.mode.value)
+            self._record(ctx, ActivationState.active, mode=ctx.mode.value)
             return
 
         def done(f):
             if f.cancelled():
-                state, reason = SUSPENDED, "the activation was cancelled"
+                state, reason = ActivationState.suspended, "the activation was cancelled"
             elif f.exception() is not None:
-                state, reason = FAILED, _error_message(f.exception())
+                state, reason = ActivationState.failed, _error_message(f.exception())
             elif self.ready:
-                state, reason = ACTIVE, ""
+                state, reason = ActivationState.active, ""
             else:
                 return
             try:
-                record_activation(self.store, ctx.space_id, ctx.user, state, reason=reason)
+                self._record(ctx, state, reason=reason)
             except Exception:
                 self.log.exception("could not record activation of %s", self._log_name)
 
@@ -537,21 +354,11 @@ class SpaceSpawnerMixin(Configurable):
                 await result
             if ctx is not None:
                 await session.stop_parts(ctx, parts)
-                record_activation(self.store, ctx.space_id, ctx.user, SUSPENDED, keep_reason=True)
+                self._record(ctx, ActivationState.suspended, keep_reason=True)
 
         return after()
 
     # -- what the session gets
-
-    def _space_env(self, ctx: SessionContext) -> dict[str, str]:
-        return {
-            "SPACES_SPACE_ID": str(ctx.space_id),
-            "SPACES_SPACE": ctx.slug,
-            "SPACES_SPACE_NAME": ctx.display_name,
-            "SPACES_MODE": ctx.mode.value,
-            "SPACES_TOOLS": ",".join(ctx.tools),
-            "SPACES_ASSETS": json.dumps([m.target for m in ctx.mounts]),
-        }
 
     async def _backend_start(self):
         """Start the session with the backend spawner (the next class in the MRO)."""
@@ -707,7 +514,10 @@ class LocalSpaceSpawner(SpaceSpawnerMixin, LocalProcessSpawner):
                 )
             except accounts.AccountError as e:
                 raise web.HTTPError(503, f"cannot start the session: {e}")
-            await asyncio.to_thread(make_home, home, self._account)
+            try:
+                await asyncio.to_thread(accounts.make_home, home, self._account)
+            except accounts.AccountError as e:
+                raise web.HTTPError(500, str(e))
         else:
             self.log.warning(
                 "LocalSpaceSpawner.isolate is False: %s runs as the hub's account, "
@@ -751,14 +561,14 @@ class LocalSpaceSpawner(SpaceSpawnerMixin, LocalProcessSpawner):
         """The sandbox of the session being started (from the context and account)."""
         ctx, account = self._ctx, self._account
         binds = ctx.state.get("sandbox_binds", {})
-        groups = tuple(g for g in (_group_id(accounts.space_group_name(ctx.space_id)),) if g)
+        groups = tuple(g for g in (accounts.group_id(accounts.space_group_name(ctx.space_id)),) if g)
         return isolate.Sandbox(
             uid=account.uid,
             gid=account.gid,
             groups=groups,
             home=self.home_dir,
             system=isolate.host_system(),
-            read_only=tuple(runtime_paths()) + tuple(binds.get("read_only", ())),
+            read_only=tuple(isolate.runtime_paths()) + tuple(binds.get("read_only", ())),
             read_write=tuple(binds.get("read_write", ())),
             binds=tuple((m.source, os.path.join(self.home_dir, m.target)) for m in ctx.mounts),
             hostname=ctx.server,
@@ -795,74 +605,6 @@ class LocalSpaceSpawner(SpaceSpawnerMixin, LocalProcessSpawner):
             return await LocalProcessSpawner.start(self)
         finally:
             self.cmd = saved
-
-
-def _group_id(name: str) -> int | None:
-    try:
-        return grp.getgrnam(name).gr_gid
-    except KeyError:
-        return None
-
-
-def make_home(home: str, account: accounts.Account) -> None:
-    """Make ``home`` the private home of ``account`` (0700); its parents private to
-    the hub (0700). A home left by an older, unisolated session is handed over to the
-    account, except files with other links (a hard link to a hub file must not
-    become the account's)."""
-    parent = os.path.dirname(home)
-    os.makedirs(parent, 0o700, exist_ok=True)
-    try:
-        os.mkdir(home, 0o700)
-    except FileExistsError:
-        pass
-    st = os.lstat(home)
-    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
-        raise web.HTTPError(500, f"the session's home {home} is not a directory")
-    if st.st_uid != account.uid:
-        for root, dirs, files in os.walk(home):
-            for name in dirs + files:
-                path = os.path.join(root, name)
-                entry = os.lstat(path)
-                if stat.S_ISDIR(entry.st_mode) or (stat.S_ISREG(entry.st_mode) and entry.st_nlink == 1):
-                    os.lchown(path, account.uid, account.gid)
-        os.chown(home, account.uid, account.gid)
-    os.chmod(home, 0o700)
-
-
-def runtime_paths() -> list[str]:
-    """What a session needs read-only to run Python and its tools: the hub's
-    virtualenv and base Python, this package when it lives outside them (an editable
-    install), Superset's virtualenv and its base Python, and Superset's template
-    metadata database. Only what exists, as real paths, without duplicates."""
-    from .tools.catalog import cache_dir, superset_venv
-
-    package = os.path.dirname(os.path.abspath(__file__))
-    paths = [sys.prefix, sys.base_prefix, package]
-    venv = superset_venv(os.environ)
-    if os.path.isdir(venv):
-        paths += [venv, *_venv_base(venv)]
-    template = os.path.join(cache_dir(os.environ), "superset-metadata-template.db")
-    if os.path.exists(template):
-        paths.append(template)
-    found: list[str] = []
-    for path in paths:
-        real = os.path.realpath(path)
-        if os.path.exists(real) and not any(real == p or real.startswith(p + "/") for p in found):
-            found = [p for p in found if not p.startswith(real + "/")] + [real]
-    return found
-
-
-def _venv_base(venv: str) -> list[str]:
-    """The base Python installation of a virtualenv (its pyvenv.cfg 'home')."""
-    try:
-        with open(os.path.join(venv, "pyvenv.cfg")) as f:
-            for line in f:
-                key, _, value = line.partition("=")
-                if key.strip() == "home" and value.strip():
-                    return [os.path.dirname(os.path.realpath(value.strip()))]
-    except OSError:
-        pass
-    return []
 
 
 try:
@@ -916,7 +658,7 @@ if KubeSpawner is not None:
 
         guacd_image = Unicode(
             help="The guacd image run as a sidecar of every Sandbox pod, on the pod's "
-            "loopback (1.5.5 or later; default: sandbox.k8s.GUACD_IMAGE).",
+            "loopback (1.5.5 or later; default: objects.GUACD_IMAGE).",
         ).tag(config=True)
 
         guacd_resources = _Dict(
@@ -926,9 +668,7 @@ if KubeSpawner is not None:
 
         @default("guacd_image")
         def _default_guacd_image(self):
-            from .sandbox.k8s import GUACD_IMAGE
-
-            return GUACD_IMAGE
+            return objects.GUACD_IMAGE
 
         sandbox_network_policy = Bool(
             True,
@@ -1067,10 +807,8 @@ if KubeSpawner is not None:
             containers = list(self._configured("extra_containers") or [])
             if ctx.sandbox:
                 # the gateway reaches guacd on the pod's loopback (sandbox.gateway_command)
-                from .sandbox.k8s import make_guacd_sidecar
-
                 containers.append(
-                    make_guacd_sidecar(self.guacd_image, resources=self.guacd_resources or None)
+                    objects.make_guacd_sidecar(self.guacd_image, resources=self.guacd_resources or None)
                 )
             self.extra_containers = containers
 
@@ -1083,6 +821,7 @@ if KubeSpawner is not None:
             return objects.make_network_policy(
                 self.pod_name, self.namespace, labels,
                 ingress_from=self.sandbox_ingress_from, egress_to=self.sandbox_egress_to,
+                ingress_port=self.port,
             )
 
         async def _backend_start(self):

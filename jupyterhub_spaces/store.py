@@ -1,19 +1,28 @@
 """The one store of the spaces catalog: engine, transactions, schema revision and the
 queries that turn rows into the plain data the policy decides on.
+
+Every catalog read or write that more than one part of the suite needs lives here, once:
+the space a session gets (:func:`load_space`, :func:`session_assets`), the access
+decision with only the subscriptions that matter (:func:`decide`,
+:func:`decide_all`), and the activation record with its states
+(:class:`ActivationState`, :func:`record_activation`, :func:`running_activations`).
+A process opens one :class:`Store` per catalog URL (:func:`shared`).
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from enum import Enum
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, bindparam, create_engine, delete, event, func, insert, inspect, or_, select
+from sqlalchemy import Engine, bindparam, create_engine, delete, event, func, insert, inspect, or_, select, update
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from . import orm
@@ -135,6 +144,23 @@ class Store:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+_shared: dict[str, Store] = {}
+_shared_lock = threading.Lock()
+
+
+def shared(url: str) -> Store:
+    """The one store of this process for the catalog at ``url`` (one engine and one
+    connection pool, whoever asks: the spawner, the hub's gate, the session parts and
+    the authenticator of a hub process)."""
+    store = _shared.get(url)
+    if store is None:
+        with _shared_lock:
+            store = _shared.get(url)
+            if store is None:
+                store = _shared[url] = Store(url)
+    return store
 
 
 # ---------------------------------------------------------------------------
@@ -359,19 +385,6 @@ def reset_taint(db: Session, space_id: int, mark: tuple[int, set, set]) -> int:
     return gone.rowcount
 
 
-def subscription_value(sub: orm.Subscription, user_name: str) -> policy.Subscription:
-    target = (
-        _target("product", sub.product) if sub.product_id is not None else _target("asset", sub.asset)
-    )
-    return policy.Subscription(
-        user=user_name,
-        target=target,
-        level=policy.Level(sub.level),
-        status=policy.SubscriptionStatus(sub.status),
-        expires_at=sub.expires_at,
-    )
-
-
 def _subscriptions_statement():
     # rows for subscription_values(); the caller binds the list "user_names"
     sub, user = orm.Subscription.__table__, orm.User.__table__
@@ -416,6 +429,81 @@ def subscription_values(rows) -> list[policy.Subscription]:
     ]
 
 
+def required_keys(specs: Iterable[policy.SpaceSpec], lineage_enforced: bool) -> set[tuple[str, int]]:
+    """Every (kind, id) whose subscription could decide access to any of ``specs``."""
+    return {
+        t.key
+        for spec in specs
+        for req in policy.requirements(spec, lineage_enforced)
+        for t in req.any_of
+    }
+
+
+def _subscriptions_to_statement():
+    sub = orm.Subscription.__table__
+    return SUBSCRIPTIONS.where(
+        or_(
+            sub.c.product_id.in_(bindparam("product_ids", expanding=True)),
+            sub.c.asset_id.in_(bindparam("asset_ids", expanding=True)),
+        )
+    )
+
+
+#: built once: it runs on every access decision, and building it cost more than running it
+_SUBSCRIPTIONS_TO = _subscriptions_to_statement()
+
+
+def subscriptions_to(db: Session, user_names: list[str], keys: set[tuple[str, int]]) -> list[policy.Subscription]:
+    """The subscriptions of ``user_names`` to the products and assets in ``keys``, as
+    policy values: the database does the filtering, so a space's hundred members with
+    a hundred subscriptions each come back as the few rows that matter."""
+    product_ids = sorted(i for kind, i in keys if kind == "product")
+    asset_ids = sorted(i for kind, i in keys if kind == "asset")
+    if not user_names or not (product_ids or asset_ids):
+        return []
+    rows = db.execute(
+        _SUBSCRIPTIONS_TO,
+        {"user_names": list(user_names), "product_ids": product_ids, "asset_ids": asset_ids},
+    )
+    return subscription_values(rows)
+
+
+def decide_all(
+    spec: policy.SpaceSpec,
+    subscriptions: Iterable[policy.Subscription],
+    users: Iterable[str],
+    now: datetime,
+    lineage_enforced: bool,
+) -> dict[str, policy.Decision]:
+    """``policy.decide`` for each of ``users`` in ``spec``, handing each call only the
+    subscriptions that can matter (the user's, to the targets the space requires).
+
+    The policy scans every subscription it is given; a member list or a page of spaces
+    would otherwise scan every member's whole subscription list once per decision.
+    """
+    users = list(users)
+    keys = required_keys([spec], lineage_enforced)
+    relevant: dict[str, list] = {u: [] for u in users}
+    for sub in subscriptions:
+        if sub.target.key in keys and sub.user in relevant:
+            relevant[sub.user].append(sub)
+    return {u: policy.decide(u, spec, relevant[u], now, lineage_enforced) for u in users}
+
+
+def decide_spec(
+    db: Session,
+    user_names: list[str],
+    spec: policy.SpaceSpec,
+    now: datetime | None = None,
+    lineage_enforced: bool = True,
+) -> dict[str, policy.Decision]:
+    """The access decision for each of ``user_names`` in the space ``spec`` describes
+    (one query: their subscriptions to what the space requires)."""
+    now = now or utcnow()
+    subs = subscriptions_to(db, list(user_names), required_keys([spec], lineage_enforced))
+    return decide_all(spec, subs, user_names, now, lineage_enforced)
+
+
 def decide(
     db: Session,
     user_names: list[str],
@@ -424,13 +512,129 @@ def decide(
     lineage_enforced: bool = True,
 ) -> dict[str, policy.Decision]:
     """The access decision for each of ``user_names`` in ``space``, from the store."""
-    now = now or utcnow()
-    spec = space_spec(db, space)
-    subs = user_subscriptions(db, user_names)
-    return {
-        name: policy.decide(name, spec, subs, now, lineage_enforced=lineage_enforced)
-        for name in user_names
-    }
+    return decide_spec(db, user_names, space_spec(db, space), now, lineage_enforced)
+
+
+# ---------------------------------------------------------------------------
+# the space a session gets
+
+
+def load_space(db: Session, space_id: int | None, with_product_assets: bool = False) -> orm.Space | None:
+    """The space with everything the access decision reads of it (and, with
+    ``with_product_assets``, the assets of its products, which a session gets), in a
+    fixed number of queries; None when it does not exist."""
+    if space_id is None:
+        return None
+    query = space_query().where(orm.Space.id == space_id)
+    if with_product_assets:
+        query = query.options(
+            selectinload(orm.Space.products)
+            .selectinload(orm.SpaceProduct.product)
+            .selectinload(orm.Product.assets)
+        )
+    return db.scalar(query)
+
+
+def session_assets(space: orm.Space) -> list[orm.Asset]:
+    """The assets a session of ``space`` gets: every asset of each product of the
+    space, then each asset listed on its own, without duplicates."""
+    seen: dict[int, orm.Asset] = {}
+    for sp in space.products:
+        for asset in sp.product.assets:
+            seen.setdefault(asset.id, asset)
+    for sa in space.assets:
+        seen.setdefault(sa.asset.id, sa.asset)
+    return list(seen.values())
+
+
+# ---------------------------------------------------------------------------
+# the activation record
+
+
+class ActivationState(str, Enum):
+    """The last known state of a user's session of a space, as recorded (the Spaces
+    app shows it beside the hub's own server state)."""
+
+    starting = "starting"
+    active = "active"
+    suspended = "suspended"
+    failed = "failed"
+
+
+#: the states of a session that runs or is about to
+RUNNING = (ActivationState.starting.value, ActivationState.active.value)
+
+
+def record_activation(
+    db: Session,
+    space_id: int,
+    user: str,
+    state: ActivationState,
+    mode: str | None = None,
+    reason: str = "",
+    keep_reason: bool = False,
+) -> None:
+    """Write ``user``'s activation state of a space (one row per space and user).
+    ``keep_reason`` keeps the reason already recorded (why the service stopped it)."""
+    user_id = db.scalar(select(orm.User.id).where(orm.User.name == user))
+    if user_id is None:
+        return
+    row = db.scalar(
+        select(orm.Activation).where(orm.Activation.space_id == space_id, orm.Activation.user_id == user_id)
+    )
+    if row is None:
+        row = orm.Activation(space_id=space_id, user_id=user_id, state=ActivationState(state).value)
+        db.add(row)
+    row.state = ActivationState(state).value
+    if mode is not None:
+        row.mode = mode
+    if not keep_reason:
+        row.reason = reason
+    row.updated_at = utcnow()
+
+
+def suspend_activation(db: Session, space_id: int, user: str, reason: str, recorded: bool = False) -> None:
+    """Record ``user``'s session of a space suspended with ``reason`` when it is
+    recorded running (and, with ``recorded``, also when its suspension is recorded
+    already without that reason)."""
+    states = (*RUNNING, ActivationState.suspended.value) if recorded else RUNNING
+    db.execute(
+        update(orm.Activation)
+        .where(
+            orm.Activation.space_id == space_id,
+            orm.Activation.user_id == select(orm.User.id).where(orm.User.name == user).scalar_subquery(),
+            orm.Activation.state.in_(states),
+        )
+        .values(state=ActivationState.suspended.value, reason=reason, updated_at=utcnow())
+    )
+
+
+def activation(db: Session, space_id: int, user: str) -> dict | None:
+    """``user``'s activation record of a space (state, mode, reason, updated_at), or None."""
+    row = db.execute(
+        select(orm.Activation.state, orm.Activation.mode, orm.Activation.reason, orm.Activation.updated_at)
+        .join(orm.User, orm.User.id == orm.Activation.user_id)
+        .where(orm.Activation.space_id == space_id, orm.User.name == user)
+    ).first()
+    if row is None:
+        return None
+    return {"state": row[0], "mode": row[1], "reason": row[2], "updated_at": row[3]}
+
+
+def running_activations(db: Session, space_id: int | None = None) -> dict[int, list[tuple[str, str | None]]]:
+    """The sessions recorded running: space id -> [(user name, mode)] (of one space
+    when ``space_id`` is given)."""
+    query = (
+        select(orm.Activation.space_id, orm.User.name, orm.Activation.mode)
+        .join(orm.User, orm.User.id == orm.Activation.user_id)
+        .where(orm.Activation.state.in_(RUNNING))
+    )
+    if space_id is not None:
+        query = query.where(orm.Activation.space_id == space_id)
+    running: dict[int, list[tuple[str, str | None]]] = {}
+    for sid, user, mode in db.execute(query):
+        running.setdefault(sid, []).append((user, mode))
+    return running
 
 
 def audit(

@@ -11,6 +11,7 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from .. import orm
+from ..store import session_assets
 from .base import (
     ENV_VARS,
     KINDS,
@@ -61,19 +62,6 @@ def backend(settings, config: SpaceDatabases | None = None) -> DatabaseBackend:
     )
 
 
-def table_assets(space: orm.Space) -> list[orm.Asset]:
-    """Every ``table`` asset of ``space``: those of its products and those it names."""
-    found: dict[int, orm.Asset] = {}
-    for sp in space.products:
-        for asset in sp.product.assets:
-            if asset.kind == "table":
-                found.setdefault(asset.id, asset)
-    for sa in space.assets:
-        if sa.asset.kind == "table":
-            found.setdefault(sa.asset.id, sa.asset)
-    return list(found.values())
-
-
 def space_data(db: Session, space: orm.Space) -> SpaceData:
     """What a backend needs of ``space``, read from the catalog."""
     return SpaceData(
@@ -81,6 +69,8 @@ def space_data(db: Session, space: orm.Space) -> SpaceData:
         slug=space.slug,
         created_at=space.created_at,
         tables=tuple(
-            TableSource(a.id, a.name, a.location) for a in table_assets(space) if a.location
+            TableSource(a.id, a.name, a.location)
+            for a in session_assets(space)
+            if a.kind == "table" and a.location
         ),
     )

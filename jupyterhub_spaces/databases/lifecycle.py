@@ -4,7 +4,7 @@ A login is issued at activation and revoked at suspend by the session part. Betw
 the two the catalog can change under it: the member is removed, their subscription
 lapses or is revoked, the member is demoted, the space is deleted. :func:`reconcile`
 compares every issued login with the catalog and the policy (the one rule,
-:func:`jupyterhub_spaces.policy.rights.why_stop`) and revokes those that no longer
+:func:`jupyterhub_spaces.policy.rights.why_revoke`) and revokes those that no longer
 hold. The service's session guard runs it before answering a change
 (:mod:`jupyterhub_spaces.service.guard`); :class:`Reconciler` runs it and the snapshot
 sweep periodically as the safety net.
@@ -14,11 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
 from .. import orm
-from ..policy.rights import why_stop
-from ..store import Store, audit, decide, space_query
+from ..policy import SpaceSpec
+from ..policy.rights import why_revoke
+from ..store import Store, audit, decide_spec, space_query, space_spec
 from ..tasks.identity import parse_identity
 from ..utils import utcnow
 from .base import DatabaseBackend, Issued
@@ -27,18 +32,60 @@ from .publish import sweep_snapshots
 log = logging.getLogger(__name__)
 
 
-def _why_revoke(db, item: Issued, lineage_enforced: bool, now: datetime) -> str | None:
-    space = db.scalar(space_query().where(orm.Space.id == item.space_id))
-    user = item.user
-    run = parse_identity(item.user)
-    if run is not None:
-        # a Task run's own login: it lives while its run runs, with its owner's rights
-        user, run_id = run
-        row = db.get(orm.TaskRun, run_id)
-        if row is None or row.state != "running":
-            return "the task run ended"
-    decision = decide(db, [user], space, now, lineage_enforced)[user] if space else None
-    return why_stop(decision, role=item.role)
+def revoke_reasons(
+    db: Session,
+    items: Iterable[Issued],
+    lineage_enforced: bool,
+    now: datetime,
+    spec: SpaceSpec | None = None,
+) -> list[str | None]:
+    """For each issued login, why the catalog no longer allows it (None: it does).
+
+    Each space is loaded once and its logins decided together (one query for their
+    subscriptions), so a space with many members costs as much as one with few.
+    ``spec`` is the space as a caller just loaded it (its logins are decided on it).
+    """
+    items = list(items)
+    owners = []  # (member, run id or None) per login
+    for item in items:
+        run = parse_identity(item.user)
+        owners.append(run if run is not None else (item.user, None))
+    run_ids = sorted({run_id for _, run_id in owners if run_id is not None})
+    running = set()
+    if run_ids:
+        running = set(db.scalars(
+            select(orm.TaskRun.id).where(orm.TaskRun.id.in_(run_ids), orm.TaskRun.state == "running")
+        ))
+    specs: dict[int, SpaceSpec | None] = {}
+    if spec is not None:
+        specs[spec.id] = spec
+    wanted = sorted({item.space_id for item in items} - set(specs))
+    for space in db.scalars(space_query().where(orm.Space.id.in_(wanted))) if wanted else ():
+        specs[space.id] = space_spec(db, space)
+    decisions: dict[int, dict] = {}
+    for space_id, found in specs.items():
+        users = sorted({user for item, (user, _) in zip(items, owners) if item.space_id == space_id})
+        if found is not None and users:
+            decisions[space_id] = decide_spec(db, users, found, now, lineage_enforced)
+    return [
+        why_revoke(
+            decisions.get(item.space_id, {}).get(user),
+            item.role,
+            None if run_id is None else run_id in running,
+        )
+        for item, (user, run_id) in zip(items, owners)
+    ]
+
+
+def revoke_login(store: Store, dbs: DatabaseBackend, space_id: int, user: str, reason: str) -> bool:
+    """Revoke ``user``'s login to the databases of ``space_id`` (closing its open
+    connections) and audit it with ``reason``; False when there was none."""
+    if not dbs.revoke(space_id, user):
+        return False
+    log.info("revoked the databases login of %s in space %s: %s", user, space_id, reason)
+    with store.transaction() as db:
+        audit(db, "spaces", "databases.revoke", "space", space_id, user=user, reason=reason)
+    return True
 
 
 def reconcile(
@@ -48,31 +95,28 @@ def reconcile(
     now: datetime | None = None,
     space_id: int | None = None,
     user: str | None = None,
+    spec: SpaceSpec | None = None,
 ) -> list[Issued]:
     """Revoke every issued login the catalog no longer allows (only those of
     ``space_id`` and of ``user`` when given); returns those revoked. Each revocation
-    is audited.
+    is audited. ``spec``: the space ``space_id`` as the caller just loaded it.
     """
     now = now or utcnow()
-    revoked = []
+    items = []
     for item in dbs.issued():
         if space_id is not None and item.space_id != space_id:
             continue
         if user is not None and item.user != user and (parse_identity(item.user) or ("",))[0] != user:
             continue  # neither the member's login nor one of their task runs
-        with store.transaction() as db:
-            reason = _why_revoke(db, item, lineage_enforced, now)
-        if reason is None:
-            continue
-        if dbs.revoke(item.space_id, item.user):
-            revoked.append(item)
-            log.info("revoked the databases login of %s in space %s: %s", item.user, item.space_id, reason)
-            with store.transaction() as db:
-                audit(
-                    db, "spaces", "databases.revoke", "space", item.space_id,
-                    user=item.user, reason=reason,
-                )
-    return revoked
+        items.append(item)
+    if not items:
+        return []
+    with store.transaction() as db:
+        reasons = revoke_reasons(db, items, lineage_enforced, now, spec if space_id is not None else None)
+    return [
+        item for item, reason in zip(items, reasons)
+        if reason is not None and revoke_login(store, dbs, item.space_id, item.user, reason)
+    ]
 
 
 class Reconciler:

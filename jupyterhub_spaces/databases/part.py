@@ -13,30 +13,31 @@ import asyncio
 import logging
 import os
 
-from .. import orm
 from ..session import SessionContext, SessionPartError
-from ..store import Store, space_query
+from ..store import shared
 from . import backend as make_backend
-from . import space_data
-from .base import Credentials, DatabaseError
+from .base import Credentials, DatabaseError, SpaceData, TableSource
 from .config import SpaceDatabases
 from .lifecycle import reconcile
 from .sqlite import sandbox_paths
 
 log = logging.getLogger(__name__)
 
-_stores: dict[str, Store] = {}
-
-
-def _store(url: str) -> Store:
-    # one engine per catalog for the life of the process, as the spawner's
-    if url not in _stores:
-        _stores[url] = Store(url)
-    return _stores[url]
-
-
 def _config(ctx: SessionContext) -> SpaceDatabases:
     return SpaceDatabases(config=getattr(ctx.settings, "config", None))
+
+
+def session_data(ctx: SessionContext) -> SpaceData:
+    """What a backend needs of the session's space, from the context (the spawner
+    loaded the space once; this part does not load it again)."""
+    return SpaceData(
+        id=ctx.space_id,
+        slug=ctx.slug,
+        created_at=ctx.created_at,
+        tables=tuple(
+            TableSource(a.id, a.name, a.location) for a in ctx.assets if a.kind == "table" and a.location
+        ),
+    )
 
 
 def credentials_path(ctx: SessionContext, config: SpaceDatabases) -> str:
@@ -98,19 +99,18 @@ class DatabasesPart:
     name = "databases"
 
     def _issue(self, ctx: SessionContext, config: SpaceDatabases) -> Credentials:
-        store = _store(ctx.settings.db_url)
-        with store.transaction() as db:
-            space = db.scalar(space_query().where(orm.Space.id == ctx.space_id))
-            if space is None:
-                raise SessionPartError(f"space {ctx.space_id} no longer exists")
-            data = space_data(db, space)
+        data = session_data(ctx)
         dbs = make_backend(ctx.settings, config)
         try:
             dbs.prepare(data)
             creds = dbs.issue(data, ctx.user, ctx.decision.role)
             # whenever a space starts, logins of its former members go too (the
-            # service's periodic reconcile does the same for every space)
-            reconcile(store, dbs, ctx.settings.lineage_enforced, space_id=ctx.space_id)
+            # service's periodic reconcile does the same for every space); the space
+            # as the spawner just loaded it decides
+            reconcile(
+                shared(ctx.settings.db_url), dbs, ctx.settings.lineage_enforced,
+                space_id=ctx.space_id, spec=ctx.spec,
+            )
             return creds
         finally:
             dbs.dispose()
@@ -140,9 +140,7 @@ class DatabasesPart:
         dbs = make_backend(ctx.settings, config)
         try:
             dbs.revoke(ctx.space_id, ctx.user)
-            reconcile(
-                _store(ctx.settings.db_url), dbs, ctx.settings.lineage_enforced, space_id=ctx.space_id
-            )
+            reconcile(shared(ctx.settings.db_url), dbs, ctx.settings.lineage_enforced, space_id=ctx.space_id)
         finally:
             dbs.dispose()
 

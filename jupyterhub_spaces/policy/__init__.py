@@ -17,6 +17,8 @@ from .model import (
     Subscription,
     SubscriptionStatus,
     Target,
+    subscription_active,
+    subscription_expired,
 )
 from .roles import allowed
 from .slugs import is_safe_slug, server_name, slugify, space_id_of
@@ -51,6 +53,8 @@ __all__ = [
     "server_name",
     "slugify",
     "space_id_of",
+    "subscription_active",
+    "subscription_expired",
     "validate_profile",
     "validate_role",
     "validate_spec",

@@ -77,6 +77,18 @@ class AssetRef:
         return bool(self.upstream_products or self.upstream_assets)
 
 
+def subscription_expired(expires_at: datetime | None, now: datetime) -> bool:
+    """Whether a subscription expiring at ``expires_at`` (None: never) has expired."""
+    return expires_at is not None and expires_at <= now
+
+
+def subscription_active(status: SubscriptionStatus | str, expires_at: datetime | None, now: datetime) -> bool:
+    """Whether a subscription gives access at ``now``: granted (status active) and
+    not expired. The one rule of subscription validity: the access decision, the
+    catalog's view of a subscription and the request checks all ask it."""
+    return SubscriptionStatus(status) == SubscriptionStatus.active and not subscription_expired(expires_at, now)
+
+
 @dataclass(frozen=True)
 class Subscription:
     user: str
@@ -86,9 +98,7 @@ class Subscription:
     expires_at: datetime | None = None
 
     def is_active(self, now: datetime) -> bool:
-        if self.status != SubscriptionStatus.active:
-            return False
-        return self.expires_at is None or self.expires_at > now
+        return subscription_active(self.status, self.expires_at, now)
 
 
 @dataclass(frozen=True)

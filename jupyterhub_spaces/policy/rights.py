@@ -59,3 +59,17 @@ def why_stop(
     if role is not None and narrows(role, decision.role):
         return f"role changed from {Role(role).value} to {decision.role.value}: activate again"
     return None
+
+
+def why_revoke(
+    decision: Decision | None,
+    role: Role | str | None,
+    run_running: bool | None = None,
+) -> str | None:
+    """Why a database login issued for ``role`` no longer holds under ``decision``;
+    None while it does. ``run_running`` is None for a member's own login; for the
+    login of a task run, whether that run still runs (a run's login lives while its
+    run runs, with its owner's rights)."""
+    if run_running is False:
+        return "the task run ended"
+    return why_stop(decision, role=role)

@@ -31,3 +31,16 @@ def allowed(role: Role | None, action: str) -> bool:
 
 def roles_allowed(action: str) -> list[str]:
     return sorted(r.value for r in PERMISSIONS[action])
+
+
+def role_refusal(role: Role | str | None, action: str, space: str) -> str | None:
+    """Why a member of ``space`` with ``role`` may not take ``action`` there, naming
+    the roles that may and what to do; None when they may. (A non-member is refused
+    as if the space did not exist, by the caller.)"""
+    if allowed(role, action):
+        return None
+    held = Role(role).value if role is not None else "not a member"
+    return (
+        f"you are {held} of space '{space}'; to {action.replace('_', ' ')} "
+        f"you must be {' or '.join(roles_allowed(action))}: ask its owner"
+    )

@@ -8,8 +8,10 @@ decides a session is a sandbox:
 * :mod:`.rules` - what crosses the tunnel and the locked connection parameters (pure);
 * :mod:`.tunnel` - the WebSocket tunnel that does the guacd handshake itself;
 * :mod:`.gateway` - the session's server process (page + tunnel, owner only);
-* :mod:`.desktop` - Xvnc, window manager, JupyterLab and kiosk browser;
-* :mod:`.k8s` - the guacd sidecar and the sandbox NetworkPolicy for Kubernetes.
+* :mod:`.desktop` - Xvnc, window manager, JupyterLab and kiosk browser.
+
+On Kubernetes the guacd sidecar and the pod's NetworkPolicy are built with the other
+pod pieces in :mod:`jupyterhub_spaces.objects`.
 """
 
 from __future__ import annotations
@@ -56,8 +58,8 @@ def gateway_command(ctx: SessionContext) -> list[str]:
     settings = _settings(config)
     recording = f"{ctx.user}-{ctx.server}-${{GUAC_DATE}}-${{GUAC_TIME}}"
     if ctx.backend == "kubernetes" and not settings.guacd_host:
-        # in a pod, guacd is the sidecar from k8s.make_guacd_sidecar
-        from .k8s import GUACD_PORT
+        # in a pod, guacd is the sidecar from objects.make_guacd_sidecar
+        from ..objects import GUACD_PORT
 
         settings.guacd_host, settings.guacd_port = "127.0.0.1", GUACD_PORT
     return [

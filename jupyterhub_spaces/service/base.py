@@ -40,6 +40,7 @@ from tornado import web
 from .. import orm, policy, store as store_mod
 from ..databases import DatabaseBackend
 from ..hubapi import HubAPI
+from ..policy.roles import role_refusal
 from ..settings import SpacesSettings
 from .inputs import (  # noqa: F401  (Field and check_fields are the handlers' API)
     MAX_INT,
@@ -311,13 +312,11 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
             role = next((policy.Role(c.role) for c in space.collaborators if c.user_id == user_id), None)
         if space is None or role is None:
             raise no_space(space_id)
-        if not policy.allowed(role, action):
-            from ..policy.roles import roles_allowed
-
+        refused = role_refusal(role, action, space.slug)
+        if refused:
             raise APIError(
                 403,
-                f"you are {role.value} of space '{space.slug}'; to {action.replace('_', ' ')} "
-                f"you must be {' or '.join(roles_allowed(action))}: ask its owner",
+                refused,
                 audit={"action": f"space.{action}", "target_type": "space", "target_id": space.id,
                        "role": role.value},
             )

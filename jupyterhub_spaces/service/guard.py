@@ -26,21 +26,20 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from .. import orm
 from ..databases.base import DatabaseBackend
-from ..databases.lifecycle import reconcile
+from ..databases.lifecycle import reconcile, revoke_login
 from ..hubapi import HubAPI, HubUnavailable
+from ..policy import SubscriptionStatus
 from ..policy.rights import why_stop
 from ..policy.slugs import server_name
-from ..store import Store, audit, decide, space_query
+from ..store import Store, audit, decide, running_activations, space_query, suspend_activation
 from ..utils import utcnow
 
 log = logging.getLogger(__name__)
-
-RUNNING = ("starting", "active")
 
 
 @dataclass(frozen=True)
@@ -63,13 +62,7 @@ def sessions_to_stop(
     caller knows it (``(space_id, user) -> role``: a demotion just made)."""
     now = now or utcnow()
     roles = roles or {}
-    running: dict[int, list[tuple[str, str | None]]] = {}
-    for space_id, user, mode in db.execute(
-        select(orm.Activation.space_id, orm.User.name, orm.Activation.mode)
-        .join(orm.User, orm.User.id == orm.Activation.user_id)
-        .where(orm.Activation.state.in_(RUNNING))
-    ):
-        running.setdefault(space_id, []).append((user, mode))
+    running = running_activations(db)
     stops = []
     for space in db.scalars(space_query().where(orm.Space.id.in_(running))):
         sessions = running[space.id]
@@ -86,7 +79,7 @@ def next_expiry(db: Session, now: datetime | None = None) -> datetime | None:
     now = now or utcnow()
     return db.scalar(
         select(func.min(orm.Subscription.expires_at)).where(
-            orm.Subscription.status == "active", orm.Subscription.expires_at > now
+            orm.Subscription.status == SubscriptionStatus.active.value, orm.Subscription.expires_at > now
         )
     )
 
@@ -115,17 +108,8 @@ class SessionGuard:
     def _record(self, stop: Stop, stopped: bool) -> None:
         """The session is suspended, with the reason (so the next run leaves it). The
         spawner may have recorded the suspension already, without a reason."""
-        states = (*RUNNING, "suspended") if stopped else RUNNING
         with self.store.transaction() as db:
-            db.execute(
-                update(orm.Activation)
-                .where(
-                    orm.Activation.space_id == stop.space_id,
-                    orm.Activation.user_id == select(orm.User.id).where(orm.User.name == stop.user).scalar_subquery(),
-                    orm.Activation.state.in_(states),
-                )
-                .values(state="suspended", reason=stop.reason, updated_at=utcnow())
-            )
+            suspend_activation(db, stop.space_id, stop.user, stop.reason, recorded=stopped)
             if stopped:
                 audit(db, "spaces", "session.stop", "space", stop.space_id, user=stop.user, reason=stop.reason)
 
@@ -136,9 +120,7 @@ class SessionGuard:
         if self.databases is None:
             return
         for stop in stops:
-            if self.databases.revoke(stop.space_id, stop.user):
-                with self.store.transaction() as db:
-                    audit(db, "spaces", "databases.revoke", "space", stop.space_id, user=stop.user, reason=stop.reason)
+            revoke_login(self.store, self.databases, stop.space_id, stop.user, stop.reason)
         reconcile(self.store, self.databases, self.lineage_enforced, space_id=space_id, user=user)
 
     async def _stopped(self, user: str, server: str) -> bool:

@@ -63,14 +63,13 @@ def subscription_state(sub: orm.Subscription | None, now: datetime | None = None
     if sub is None:
         return None
     now = now or utcnow()
-    expired = sub.expires_at is not None and sub.expires_at <= now
     return {
         "id": sub.id,
         "level": sub.level,
         "status": sub.status,
         "expires_at": iso(sub.expires_at),
-        "expired": expired,
-        "active": sub.status == "active" and not expired,
+        "expired": policy.subscription_expired(sub.expires_at, now),
+        "active": policy.subscription_active(sub.status, sub.expires_at, now),
     }
 
 

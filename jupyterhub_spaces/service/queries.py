@@ -13,11 +13,12 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from sqlalchemy import bindparam, func, literal, null, or_, select, union_all
+from sqlalchemy import bindparam, func, literal, null, select, union_all
 from sqlalchemy.orm import Session
 
 from .. import orm
-from ..store import SUBSCRIPTIONS, subscription_values
+# "decide with the subscriptions that matter" is the store's (one home for every caller)
+from ..store import decide_all, required_keys, subscriptions_to  # noqa: F401
 
 
 def _ns(**kw) -> SimpleNamespace:
@@ -139,61 +140,3 @@ def space_views(db: Session, space_ids: list[int]) -> dict[int, SimpleNamespace]
             _ns(user_id=user_id, role=role, added_at=added_at, user=_ns(id=user_id, name=name, display_name=display))
         )
     return views
-
-
-def required_keys(specs, lineage_enforced: bool) -> set[tuple[str, int]]:
-    """Every (kind, id) whose subscription could decide access to any of ``specs``."""
-    from .. import policy
-
-    return {
-        t.key
-        for spec in specs
-        for req in policy.requirements(spec, lineage_enforced)
-        for t in req.any_of
-    }
-
-
-def _subscriptions_to_statement():
-    sub = orm.Subscription.__table__
-    return SUBSCRIPTIONS.where(
-        or_(
-            sub.c.product_id.in_(bindparam("product_ids", expanding=True)),
-            sub.c.asset_id.in_(bindparam("asset_ids", expanding=True)),
-        )
-    )
-
-
-#: built once: it runs on every access decision, and building it cost more than running it
-_SUBSCRIPTIONS_TO = _subscriptions_to_statement()
-
-
-def subscriptions_to(db: Session, user_names: list[str], keys: set[tuple[str, int]]) -> list:
-    """The subscriptions of ``user_names`` to the products and assets in ``keys``, as
-    policy values: the database does the filtering, so a space's hundred members with
-    a hundred subscriptions each come back as the few rows that matter."""
-    product_ids = sorted(i for kind, i in keys if kind == "product")
-    asset_ids = sorted(i for kind, i in keys if kind == "asset")
-    if not user_names or not (product_ids or asset_ids):
-        return []
-    rows = db.execute(
-        _SUBSCRIPTIONS_TO,
-        {"user_names": list(user_names), "product_ids": product_ids, "asset_ids": asset_ids},
-    )
-    return subscription_values(rows)
-
-
-def decide_all(spec, subscriptions, users, now, lineage_enforced: bool) -> dict:
-    """``policy.decide`` for each of ``users`` in ``spec``, handing each call only the
-    subscriptions that can matter (the user's, to the targets the space requires).
-
-    The policy scans every subscription it is given; a member list or a page of spaces
-    would otherwise scan every member's whole subscription list once per decision.
-    """
-    from .. import policy
-
-    keys = {t.key for req in policy.requirements(spec, lineage_enforced) for t in req.any_of}
-    relevant: dict[str, list] = {u: [] for u in users}
-    for sub in subscriptions:
-        if sub.target.key in keys and sub.user in relevant:
-            relevant[sub.user].append(sub)
-    return {u: policy.decide(u, spec, relevant[u], now, lineage_enforced) for u in users}

@@ -14,7 +14,6 @@ import shutil
 from .. import accounts, isolate
 from ..databases.base import Credentials
 from ..databases.sqlite import sandbox_paths
-from ..spawner import _group_id, runtime_paths
 from .config import SpacesTasks
 
 
@@ -44,10 +43,10 @@ def sandboxed(cfg: SpacesTasks, owner: str, space_id: int, run_id: int, workdir:
     box = isolate.Sandbox(
         uid=account.uid,
         gid=account.gid,
-        groups=tuple(g for g in (_group_id(accounts.space_group_name(space_id)),) if g),
+        groups=tuple(g for g in (accounts.group_id(accounts.space_group_name(space_id)),) if g),
         home=workdir,
         system=isolate.host_system(),
-        read_only=tuple(runtime_paths()) + tuple(binds["read_only"]),
+        read_only=tuple(isolate.runtime_paths()) + tuple(binds["read_only"]),
         read_write=tuple(binds["read_write"]),
         hostname=f"task-run-{int(run_id)}",
         bwrap=shutil.which("bwrap") or "bwrap",

@@ -21,7 +21,7 @@ from jupyterhub_spaces.databases import ForeignData, PurgeNotConfirmed, SpaceDat
 from jupyterhub_spaces.databases.__main__ import main as cli
 from jupyterhub_spaces.databases.config import SpaceDatabases
 from jupyterhub_spaces.databases.sqlite import SQLiteDatabases
-from jupyterhub_spaces.spawner import runtime_paths
+from jupyterhub_spaces.isolate import runtime_paths
 
 CREATED = datetime(2026, 5, 1, 9, 30)
 

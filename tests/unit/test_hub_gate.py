@@ -16,7 +16,7 @@ from traitlets.config import Config
 from jupyterhub_spaces import demo, orm, policy
 from jupyterhub_spaces.hub_gate import space_server_gate
 from jupyterhub_spaces.settings import SpacesSettings
-from jupyterhub_spaces.spawner import get_store
+from jupyterhub_spaces.store import shared as get_store
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -17,7 +17,9 @@ import pytest
 from jupyterhub_spaces import accounts, isolate
 from jupyterhub_spaces.isolate import Sandbox, sandbox_argv
 from jupyterhub_spaces.session import AssetInfo
-from jupyterhub_spaces.spawner import asset_mounts, make_home, profile_env, runtime_paths
+from jupyterhub_spaces.session import asset_mounts, profile_env
+from jupyterhub_spaces.accounts import make_home
+from jupyterhub_spaces.isolate import runtime_paths
 
 SYSTEM = (("/usr", ""), ("/etc", ""), ("/bin", "usr/bin"), ("/lib", "usr/lib"))
 SETPRIV_TAIL = ["--inh-caps=-all", "--ambient-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]

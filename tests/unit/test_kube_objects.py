@@ -17,7 +17,8 @@ from traitlets.config import Config  # noqa: E402
 from jupyterhub_spaces import objects, policy  # noqa: E402
 from jupyterhub_spaces.session import AssetMount, SessionContext  # noqa: E402
 from jupyterhub_spaces.settings import DEFAULT_PROFILES, SpacesSettings  # noqa: E402
-from jupyterhub_spaces.spawner import KubeSpaceSpawner, asset_mounts, profile_env  # noqa: E402
+from jupyterhub_spaces.session import asset_mounts, profile_env  # noqa: E402
+from jupyterhub_spaces.spawner import KubeSpaceSpawner  # noqa: E402
 from jupyterhub_spaces.session import AssetInfo  # noqa: E402
 
 K8S_VERSION = "1.33.0"
@@ -209,6 +210,8 @@ async def test_sandbox_pod_runs_the_gateway_and_gets_a_network_policy():
     assert set(netpol["spec"]["policyTypes"]) == {"Ingress", "Egress"}
     peers = [p for rule in netpol["spec"]["egress"] for p in rule["to"]]
     assert {"podSelector": {"matchLabels": {"component": "hub"}}} in peers
+    # in: only the session's own port
+    assert [r["ports"] for r in netpol["spec"]["ingress"]] == [[{"protocol": "TCP", "port": spawner.port}]]
 
 
 def test_asset_locations_cannot_leave_the_volume():

@@ -27,7 +27,7 @@ from tornado.iostream import StreamClosedError
 
 from ... import orm, policy
 from ...hubapi import HubAPI, HubUnavailable, server_phase
-from ...store import audit, decide, space_query, user_by_name
+from ...store import ActivationState, activation, audit, decide, space_query
 from ..base import APIError, APIHandler, no_space
 
 TOOL_STATES = ("waiting", "ready", "unavailable")
@@ -95,17 +95,7 @@ class ActivationBase(APIHandler):
 
     def activation_row(self, space_id: int) -> dict | None:
         with self.store.transaction() as db:
-            user = user_by_name(db, self.user_name)
-            if user is None:
-                return None
-            row = db.scalar(
-                select(orm.Activation).where(
-                    orm.Activation.space_id == space_id, orm.Activation.user_id == user.id
-                )
-            )
-            if row is None:
-                return None
-            return {"state": row.state, "mode": row.mode, "reason": row.reason, "updated_at": row.updated_at}
+            return activation(db, space_id, self.user_name)
 
     def status_of(self, info: SpaceInfo, user_model: dict) -> dict:
         server = (user_model.get("servers") or {}).get(info.server)
@@ -114,10 +104,10 @@ class ActivationBase(APIHandler):
         reason = ""
         if phase != "stopped":
             state = phase
-        elif row and row["state"] == "failed":
-            state, reason = "failed", row["reason"]
+        elif row and row["state"] == ActivationState.failed:
+            state, reason = ActivationState.failed.value, row["reason"]
         elif row:
-            state, reason = "suspended", row["reason"]
+            state, reason = ActivationState.suspended.value, row["reason"]
         else:
             state = "inactive"
         prefix = self.service.service_prefix

@@ -21,6 +21,7 @@ from ...databases.config import SpaceDatabases
 from ...databases.lineage import lineage
 from ...databases.lineage_svg import render
 from ...databases.publish import PublishError, publish
+from ...policy.roles import role_refusal
 from ...store import decide, space_query
 from ..base import APIError, APIHandler, Field, no_space, not_found
 
@@ -56,13 +57,9 @@ class PublishHandler(APIHandler):
         if decision.mode == policy.Mode.not_member:
             raise no_space(space_id)
         audit = {"action": "asset.publish", "target_type": "space", "target_id": space_id}
-        if not policy.allowed(decision.role, "publish"):
-            raise APIError(
-                403,
-                f"you are a {decision.role.value} of space {space.slug}: only its owners and "
-                "publishers may publish; ask the owner for the publisher role",
-                audit=audit,
-            )
+        refused = role_refusal(decision.role, "publish", space.slug)
+        if refused:
+            raise APIError(403, refused, audit=audit)
         if not decision.can_activate:
             raise APIError(403, f"space {space.slug} is {decision.reason}", audit=audit)
         # the body is looked at once the caller may publish at all

@@ -319,7 +319,7 @@ class SpaceHandler(SpaceAPIHandler):
         running = self.db.scalars(
             select(orm.Activation).where(
                 orm.Activation.space_id == space.id,
-                orm.Activation.state.in_(("starting", "active")),
+                orm.Activation.state.in_(store_mod.RUNNING),
             )
         ).all()
         if running:

@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from ... import orm
+from ... import orm, policy
 from ...utils import utcnow
 from ..base import APIError, APIHandler, Field
 from ..models import subscription_model
@@ -138,7 +138,7 @@ class SubscriptionsHandler(APIHandler):
             if sub is not None and sub.status == "requested":
                 raise APIError(409, f"you already requested {target[0]} '{target[1].name}': an admin will "
                                "grant or refuse it", audit=audit)
-            if sub is not None and sub.status == "active" and (sub.expires_at is None or sub.expires_at > now):
+            if sub is not None and policy.subscription_active(sub.status, sub.expires_at, now):
                 raise APIError(409, f"you already have an active {sub.level} subscription to {target[0]} "
                                f"'{target[1].name}': ask an admin to change its level", audit=audit)
             created = sub is None

@@ -13,9 +13,9 @@ from traitlets.config import Config
 
 from jupyterhub_spaces import orm
 from jupyterhub_spaces.databases.part import part
-from jupyterhub_spaces.session import SessionContext, SessionPart, SessionPartError
+from jupyterhub_spaces.session import SessionContext, SessionPart, SessionPartError, make_context
 from jupyterhub_spaces.settings import SpacesSettings
-from jupyterhub_spaces.store import decide, space_query, space_spec
+from jupyterhub_spaces.store import decide_spec, load_space, session_assets, space_spec
 
 
 def context(world, user, tmp_path) -> SessionContext:
@@ -25,13 +25,15 @@ def context(world, user, tmp_path) -> SessionContext:
     config.SpaceDatabases.role_prefix = world.dbs.prefix
     settings = SpacesSettings(config=config, db_url=world.store.url, source_db_url=world.dbs.source_db_url)
     with world.store.transaction() as db:
-        space = db.scalar(space_query().where(orm.Space.id == world.retail))
-        decision = decide(db, [user], space)[user]
+        # what the spawner does: the space and the decision once, then the pure builder
+        space = load_space(db, world.retail, with_product_assets=True)
         spec = space_spec(db, space)
+        decision = decide_spec(db, [user], spec)[user]
+        ctx = make_context(user, space, session_assets(space), spec, decision, settings)
     home = tmp_path / user
     home.mkdir(exist_ok=True)
-    return SessionContext(user=user, space_id=world.retail, slug="retail", display_name="Retail",
-                          spec=spec, decision=decision, settings=settings, workdir=str(home))
+    ctx.workdir = str(home)
+    return ctx
 
 
 async def test_start_gives_env_and_file_stop_takes_them_back(world, tmp_path):
