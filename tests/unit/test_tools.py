@@ -74,13 +74,18 @@ def test_rserver_is_found_on_path_or_in_rstudio_servers_folder():
     )
 
 
-def test_only_selected_tools_are_offered(monkeypatch, tmp_path):
+def fake_superset_venv(tmp_path) -> str:
+    """A virtualenv with the two programs a session looks for to offer Superset."""
     venv = tmp_path / "venv"
     (venv / "bin").mkdir(parents=True)
     for prog in ("gunicorn", "superset"):
         (venv / "bin" / prog).write_text("#!/bin/sh\n")
         (venv / "bin" / prog).chmod(0o755)
-    monkeypatch.setenv("SPACES_SUPERSET_VENV", str(venv))
+    return str(venv)
+
+
+def test_only_selected_tools_are_offered(monkeypatch, tmp_path):
+    monkeypatch.setenv("SPACES_SUPERSET_VENV", fake_superset_venv(tmp_path))
     monkeypatch.setenv("PATH", str(tmp_path))  # no rserver
     monkeypatch.setenv("SPACES_TOOLS", "jupyterlab,sqllab")
     # SQL Lab alone still needs Superset running, without Superset's launcher entry
@@ -399,12 +404,7 @@ async def test_a_status_report_probes_the_tools_at_once(tmp_path, monkeypatch):
     from jupyterhub_spaces.tools import serverproxy
     from jupyterhub_spaces.tools.status import SpacesTools, Tools
 
-    venv = tmp_path / "venv"
-    (venv / "bin").mkdir(parents=True)
-    for program in ("gunicorn", "superset"):
-        (venv / "bin" / program).write_text("#!/bin/sh\n")
-        (venv / "bin" / program).chmod(0o755)
-    monkeypatch.setenv("SPACES_SUPERSET_VENV", str(venv))
+    monkeypatch.setenv("SPACES_SUPERSET_VENV", fake_superset_venv(tmp_path))
     monkeypatch.setenv("SPACES_TOOLS", "jupyterlab,superset,sqllab")
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("SPACES_TOOLS_RUNTIME_DIR", str(tmp_path / "run"))
