@@ -200,7 +200,7 @@ def server_of(demo_hub, slug: str) -> str:
     from sqlalchemy import select
 
     from jupyterhub_spaces import orm, policy
-    from jupyterhub_spaces.store import Store, record_lineage
+    from jupyterhub_spaces.store import Store
 
     store = Store(f"sqlite:///{demo_hub.var / 'spaces.sqlite'}")
     try:
@@ -282,7 +282,7 @@ def add_derived_asset(demo_hub) -> None:
     from sqlalchemy import select
 
     from jupyterhub_spaces import orm
-    from jupyterhub_spaces.store import Store
+    from jupyterhub_spaces.store import Store, record_lineage
 
     store = Store(f"sqlite:///{demo_hub.var / 'spaces.sqlite'}")
     try:
