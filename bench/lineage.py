@@ -44,7 +44,8 @@ from sqlalchemy import create_engine, insert
 
 from jupyterhub_spaces import orm
 from jupyterhub_spaces.databases.lineage import lineage
-from jupyterhub_spaces.service.queries import decide_all, required_keys, space_views, subscriptions_to
+from jupyterhub_spaces.service.queries import space_views
+from jupyterhub_spaces.store import decide_all, required_keys, subscriptions_to
 from jupyterhub_spaces.store import Store, decide, record_lineage, space_query, space_spec
 from jupyterhub_spaces.utils import utcnow
 

@@ -17,8 +17,6 @@ from sqlalchemy import bindparam, func, literal, null, select, union_all
 from sqlalchemy.orm import Session
 
 from .. import orm
-# "decide with the subscriptions that matter" is the store's (one home for every caller)
-from ..store import decide_all, required_keys, subscriptions_to  # noqa: F401
 
 
 def _ns(**kw) -> SimpleNamespace:

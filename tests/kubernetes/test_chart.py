@@ -9,7 +9,6 @@ against the objects it renders (see docs/deploy-kubernetes.md, "Limitations").
 
 from __future__ import annotations
 
-import copy
 import re
 import subprocess
 import sys

@@ -148,7 +148,8 @@ def test_the_very_next_access_check_sees_what_a_publish_was_made_from(world):
     """The closure is written with the publish: a space holding the new asset is locked
     for a user without the source product from the first check on, with nothing to
     refresh, and opens once they subscribe."""
-    from jupyterhub_spaces.service.queries import decide_all, required_keys, space_views, subscriptions_to
+    from jupyterhub_spaces.service.queries import space_views
+    from jupyterhub_spaces.store import decide_all, required_keys, subscriptions_to
     from jupyterhub_spaces.store import space_spec
     from jupyterhub_spaces.utils import utcnow
 

@@ -4,7 +4,6 @@ import os
 import sys
 from types import SimpleNamespace
 
-import pytest
 from traitlets.config import Config
 
 from jupyterhub_spaces import policy, sandbox

@@ -110,7 +110,7 @@ def test_filtered_subscriptions_decide_like_all_of_them(store):
     from datetime import timedelta
 
     from jupyterhub_spaces import policy
-    from jupyterhub_spaces.service.queries import decide_all, required_keys, subscriptions_to
+    from jupyterhub_spaces.store import decide_all, required_keys, subscriptions_to
     from jupyterhub_spaces.store import user_subscriptions
     from jupyterhub_spaces.utils import utcnow
 

@@ -14,7 +14,6 @@ from jupyterhub_spaces.settings import SpacesSettings
 from jupyterhub_spaces.store import (
     RUNNING,
     ActivationState,
-    Store,
     activation,
     decide,
     decide_spec,

@@ -10,12 +10,11 @@ import os
 import pathlib
 import stat
 import sys
-from datetime import datetime
 
 import pytest
 
 from jupyterhub_spaces import policy
-from jupyterhub_spaces.policy import Decision, Level, Missing, Mode, Role, Target
+from jupyterhub_spaces.policy import Decision, Missing, Mode, Role, Target
 from jupyterhub_spaces.tasks import codeasset, schedule
 from jupyterhub_spaces.tasks.config import SpacesTasks
 from jupyterhub_spaces.tasks.engine import AirflowSite, airflow_services, engine_role

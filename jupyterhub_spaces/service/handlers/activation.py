@@ -26,7 +26,7 @@ from sqlalchemy import select
 from tornado.iostream import StreamClosedError
 
 from ... import orm, policy
-from ...hubapi import HubAPI, HubUnavailable, server_phase
+from ...hubapi import HubUnavailable, server_phase
 from ...store import ActivationState, activation, audit, decide, space_query
 from ..base import APIError, APIHandler, no_space
 

@@ -19,8 +19,9 @@ from ... import orm, policy
 from ... import store as store_mod
 from ..base import APIError, APIHandler, Field, _json_default
 from ..models import decision_model, space_model
-from ..queries import decide_all, member_spaces_page, required_keys, space_views, subscriptions_to
+from ..queries import member_spaces_page, space_views
 from ...policy.spec import MAX_DISPLAY_NAME
+from ...store import decide_all, required_keys, subscriptions_to
 from ...utils import utcnow
 
 MAX_DESCRIPTION = 2000
