@@ -28,7 +28,7 @@ from ..store import audit, decide, space_query
 from ..utils import utcnow
 from . import codeasset
 from .config import SpacesTasks
-from .identity import new_run_token, parse_identity, run_identity  # noqa: F401
+from .identity import new_run_token, run_identity
 
 #: the database credentials of running runs, by run id, as this service process issued
 #: them (a run's secrets-backend reads get these, never a new password)
