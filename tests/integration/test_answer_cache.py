@@ -18,6 +18,7 @@ from spaces_hub import API, api_json
 from sqlalchemy import select, update
 
 from jupyterhub_spaces import orm
+from jupyterhub_spaces.store import record_lineage
 
 pytestmark = pytest.mark.slow
 
@@ -206,8 +207,7 @@ def _publish(store, catalog, source_space: int, name: str, sources: list[str]) -
         )
         db.add(asset)
         db.flush()
-        for product in sources:
-            db.add(orm.LineageEdge(asset_id=asset.id, source_product_id=catalog.product(product)))
+        record_lineage(db, asset.id, [catalog.product(p) for p in sources], [])
         return asset.id
 
 
@@ -231,17 +231,21 @@ def test_a_published_asset_put_in_a_space_is_seen_at_once(hub, catalog, store):
 
 
 def test_lineage_written_in_the_database_is_seen_at_once(hub, catalog, store):
-    """The lineage of an asset a space holds decides access: a lineage row written by
-    any writer counts from the next answer on."""
+    """The lineage of an asset a space holds decides access: lineage recorded after the
+    asset was already in a space (in a transaction of its own) counts from the next
+    answer on."""
     sid = catalog.space("store-footprint")
     alice = hub.token_session("alice")
-    asset = _publish(store, catalog, catalog.space("retail-forecasting"), "footfall", ["retail-sales"])
+    asset = _publish(store, catalog, catalog.space("retail-forecasting"), "footfall", [])
+    with store.transaction() as db:  # without lineage, the asset's own subscription decides
+        carol = db.scalar(select(orm.User.id).where(orm.User.name == "carol"))
+        db.add(orm.Subscription(user_id=carol, asset_id=asset, level="full", status="active"))
     assert alice.post(f"{API}spaces/{sid}/collaborators", json={"user": "carol", "role": "viewer"}).status_code == 201
     assert alice.patch(f"{API}spaces/{sid}", json={"assets": [asset]}).status_code == 200
     assert modes(served_again(hub, ["carol"], sid))["carol"] == ("workbench", "workbench")
 
     with store.transaction() as db:
-        db.add(orm.LineageEdge(asset_id=asset, source_product_id=catalog.product("weather")))
+        record_lineage(db, asset, [catalog.product("retail-sales"), catalog.product("weather")], [])
 
     assert modes({"carol": answers(hub, "carol", sid)})["carol"] == ("locked", "locked")
 
